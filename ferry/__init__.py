@@ -37,6 +37,7 @@ __all__ = [
     "ExecutionError",
     "FerryError",
     "FormatError",
+    "InferenceSession",
     "InvalidArgument",
     "KernelNotFoundError",
     "Model",
@@ -59,6 +60,10 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # The checker imports the schema table; load it on first use only.
+    if name == "InferenceSession":
+        from ferry.runtime import InferenceSession
+
+        return InferenceSession
     if name == "check_model":
         from ferry.checker import check_model
 

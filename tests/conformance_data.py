@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
+import json
 import os
 import pathlib
 
@@ -108,22 +109,55 @@ def cases(suite: str) -> tuple[Case, ...]:
         )
     root = WHEEL_DATA / suite
     if suite == "light":
+        tolerances = _light_tolerances()
         return tuple(
-            Case("light", pathlib.Path(path).stem, pathlib.Path(path), ())
-            for path in sorted(glob.glob(str(root / "*.onnx")))
+            Case("light", path.stem, path, (), *tolerances[path.name])
+            for path in sorted(root.glob("*.onnx"))
         )
     found = []
     for folder in sorted(p for p in root.iterdir() if (p / "model.onnx").exists()):
-        rtol, atol = _model_tolerances(suite)
+        rtol, atol = _folder_tolerances(folder)
         found.append(
             Case(suite, folder.name, folder / "model.onnx", _data_sets(folder), rtol, atol)
         )
     return tuple(found)
 
 
-def _model_tolerances(suite: str) -> tuple[float, float]:
-    # onnx's runner uses rtol=1e-3, atol=1e-7 for shipped model folders.
-    return 1e-3, 1e-7
+def _folder_tolerances(folder: pathlib.Path) -> tuple[float, float]:
+    """onnx's loader: rtol=1e-3, atol=1e-7 unless the folder's data.json says otherwise."""
+    rtol, atol = 1e-3, 1e-7
+    settings = folder / "data.json"
+    if settings.exists():
+        data = json.loads(settings.read_text())
+        rtol, atol = data.get("rtol", rtol), data.get("atol", atol)
+    return rtol, atol
+
+
+def _light_tolerances() -> dict[str, tuple[float, float]]:
+    import onnx.backend.test.case.model as model_cases
+
+    return {
+        os.path.basename(case.url): (case.rtol, case.atol)
+        for case in model_cases.collect_testcases()
+        if case.url and case.url.startswith("onnx/backend/test/data/light/")
+    }
+
+
+def light_inputs(model: onnx.ModelProto) -> list:
+    """The inputs onnx's runner makes for light models: arange(n)/n in the declared shape
+    (unknown dims taken as 1), float32."""
+    import numpy as np
+
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = []
+    for info in model.graph.input:
+        if info.name in initializers:
+            continue
+        dims = info.type.tensor_type.shape.dim
+        shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims)
+        count = int(np.prod(shape))
+        inputs.append((np.arange(count).reshape(shape) / count).astype(np.float32))
+    return inputs
 
 
 def _data_sets(folder: pathlib.Path) -> tuple[pathlib.Path, ...]:
