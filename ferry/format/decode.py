@@ -186,6 +186,13 @@ class Decoder:
             for index, function in enumerate(proto.functions):
                 with self._context(f"function {index} ({function.domain}::{function.name})"):
                     functions.append(self.function(function))
+            seen: set[tuple[str, str, str]] = set()
+            for function in functions:
+                if function.identifier in seen:
+                    raise FormatError(
+                        f"function {function.domain}::{function.name} is defined more than once"
+                    )
+                seen.add(function.identifier)
             graph = self.graph(proto.graph, []) if proto.HasField("graph") else Graph()
             model = Model(
                 graph,
@@ -214,6 +221,9 @@ class Decoder:
                 with self._context(f"initializer {index} ({tensor.name!r})"):
                     self._initializer(graph, scope, tensor)
             graph.sparse_initializers = [self.sparse_tensor(s) for s in proto.sparse_initializer]
+            for sparse in graph.sparse_initializers:
+                if sparse.name:
+                    scope.setdefault(sparse.name, Value(sparse.name, const_value=sparse))
             nodes = [self._node_shell(scope, node) for node in proto.node]
             chain = [scope, *outer]
             for index, (node, node_proto) in enumerate(zip(nodes, proto.node)):
@@ -278,6 +288,10 @@ class Decoder:
         node.set_inputs(self._lookup(chain, name) if name else None for name in proto.input)
         node._wire_defaults = explicit_defaults(proto, ("domain",))
         for attr in proto.attribute:
+            if attr.name in node.attributes:
+                raise FormatError(
+                    f"attribute {attr.name!r} appears more than once; expected each attribute once"
+                )
             with self._context(f"attribute {attr.name!r}"):
                 node.attributes[attr.name] = self.attribute(attr, chain)
         node._proto_extras = proto_extras(proto, _NODE_FIELDS)

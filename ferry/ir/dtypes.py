@@ -2,9 +2,9 @@
 
 numpy has no bfloat16, float8, float6, float4, int4 or int2. ferry represents tensors
 of those types as numpy arrays of a one-field *structured* dtype whose field name is
-the ONNX type name (``np.dtype([("bfloat16", "<u2")])``): one element per array item,
-holding the type's bit pattern (4-, 2- and 6-bit types take one byte per element,
-unpacked). Such arrays move, slice, concatenate and compare like any numpy array but
+the ONNX type name (``np.dtype([("bfloat16", "<u2")])``): one element per array item
+(4-, 2- and 6-bit types take one byte per element, unpacked). Float types hold their bit
+pattern; int4/uint4/int2/uint2 hold their value (int4 and int2 sign-extended). Such arrays move, slice, concatenate and compare like any numpy array but
 refuse arithmetic, so nothing computes on raw bits by accident. ``to_float32`` and
 ``from_float32`` (in :mod:`ferry.ir.minifloat`) convert them.
 """

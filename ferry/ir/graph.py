@@ -40,7 +40,7 @@ class Value:
         name: str = "",
         type: Type | None = None,
         *,
-        const_value: Tensor | None = None,
+        const_value: Tensor | SparseTensor | None = None,
         doc_string: str | None = None,
         metadata_props: dict[str, str] | None = None,
     ) -> None:

@@ -95,6 +95,7 @@ class _Compiler:
 
     def graph(self, graph: Graph, opsets: Mapping[str, int], bindings: Mapping[str, Attribute] | None = None) -> GraphPlan:
         constants = {name: _tensor_value(v.const_value) for name, v in graph.initializers.items()}
+        constants.update({s.name: s.to_dense() for s in graph.sparse_initializers if s.name})
         steps = [self.step(node, opsets, bindings) for node in graph]
         defined = {v.name for v in graph.inputs} | set(constants)
         defined |= {v.name for n in graph for v in n.outputs if v is not None}

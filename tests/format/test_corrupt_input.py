@@ -102,3 +102,58 @@ def test_raw_data_size_mismatch_names_tensor():
         ferry.FormatError, match=r"(?s)tensor 'w'.*12 bytes.*needs 16.*initializer 0"
     ):
         ferry.model_from_bytes(data)
+
+
+def test_duplicate_attribute_is_refused_not_dropped():
+    import onnx
+
+    node = onnx.helper.make_node("Cast", ["x"], ["y"], to=1, name="cast")
+    node.attribute.append(onnx.helper.make_attribute("to", 7))
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", 1, [1])],
+        [onnx.helper.make_tensor_value_info("y", 1, [1])],
+    )
+    data = onnx.helper.make_model(graph).SerializeToString()
+    with pytest.raises(
+        ferry.FormatError, match=r"(?s)attribute 'to' appears more than once.*node 0 \('cast'\)"
+    ):
+        ferry.model_from_bytes(data)
+
+
+def test_duplicate_function_is_refused_not_dropped():
+    import onnx
+
+    function = onnx.helper.make_function(
+        "custom",
+        "F",
+        ["a"],
+        ["b"],
+        [onnx.helper.make_node("Identity", ["a"], ["b"])],
+        [onnx.helper.make_opsetid("", 17)],
+    )
+    graph = onnx.helper.make_graph([], "g", [], [])
+    model = onnx.helper.make_model(graph, functions=[function, function])
+    with pytest.raises(ferry.FormatError, match="function custom::F is defined more than once"):
+        ferry.model_from_bytes(model.SerializeToString())
+
+
+def test_sparse_initializer_is_a_value_in_scope():
+    import onnx
+
+    values = onnx.helper.make_tensor("s", onnx.TensorProto.FLOAT, [2], [1.0, 2.0])
+    indices = onnx.helper.make_tensor("i", onnx.TensorProto.INT64, [2], [0, 3])
+    sparse = onnx.helper.make_sparse_tensor(values, indices, [4])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["x", "s"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", 1, [4])],
+        [onnx.helper.make_tensor_value_info("y", 1, [4])],
+        sparse_initializer=[sparse],
+    )
+    model = ferry.model_from_bytes(onnx.helper.make_model(graph).SerializeToString())
+    read = model.graph.nodes[0].inputs[1]
+    np.testing.assert_array_equal(read.const_value.to_dense(), [1, 0, 0, 2])
+    (y,) = ferry.InferenceSession(model).run(None, {"x": np.ones(4, np.float32)})
+    np.testing.assert_array_equal(y, [2, 1, 1, 3])
