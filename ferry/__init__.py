@@ -26,6 +26,9 @@ from ferry.format import (
     model_from_bytes,
     model_to_bytes,
     save,
+    save_map,
+    save_optional,
+    save_sequence,
     save_tensor,
 )
 from ferry.ir import Model
@@ -54,6 +57,9 @@ __all__ = [
     "model_to_bytes",
     "printer",
     "save",
+    "save_map",
+    "save_optional",
+    "save_sequence",
     "save_tensor",
 ]
 

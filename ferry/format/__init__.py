@@ -12,6 +12,9 @@ from ferry.format.io import (
     model_from_bytes,
     model_to_bytes,
     save,
+    save_map,
+    save_optional,
+    save_sequence,
     save_tensor,
 )
 
@@ -25,5 +28,8 @@ __all__ = [
     "model_from_bytes",
     "model_to_bytes",
     "save",
+    "save_map",
+    "save_optional",
+    "save_sequence",
     "save_tensor",
 ]

@@ -14,7 +14,7 @@ from ferry.format import ferry_onnx_pb2 as pb
 from ferry.format.decode import Decoder
 from ferry.format.encode import Encoder
 from ferry.format.tensors import array_from_proto, to_raw_bytes
-from ferry.ir import ArrayTensor, DataType, Model, Tensor
+from ferry.ir import ArrayTensor, DataType, Model, Tensor, from_numpy_dtype
 
 __all__ = [
     "load",
@@ -25,6 +25,9 @@ __all__ = [
     "model_from_bytes",
     "model_to_bytes",
     "save",
+    "save_map",
+    "save_optional",
+    "save_sequence",
     "save_tensor",
 ]
 
@@ -239,7 +242,11 @@ def save_tensor(
     from ferry.format.tensors import tensor_to_proto
 
     tensor = array if isinstance(array, Tensor) else ArrayTensor(array)
-    data = tensor_to_proto(tensor, name=name).SerializeToString()
+    _write_value(tensor_to_proto(tensor, name=name), path)
+
+
+def _write_value(proto: Message, path: str | os.PathLike | IO[bytes]) -> None:
+    data = proto.SerializeToString()
     if hasattr(path, "write"):
         path.write(data)  # type: ignore[union-attr]
     else:
@@ -309,3 +316,71 @@ def load_map(source: Source) -> dict:
 def load_optional(source: Source):
     """Read a serialized OptionalProto: None when empty, else its value."""
     return _load_value(source, pb.OptionalProto(), "OptionalProto", _optional_value)
+
+
+def _encode_element(value: object, proto: Message, field_prefix: str, kinds) -> int:
+    """Store one sequence element or optional payload; returns its elem_type code."""
+    from ferry.format.tensors import tensor_to_proto
+
+    if isinstance(value, list):
+        _sequence_proto(value, _target(proto, field_prefix, "sequence"))
+        return kinds.SEQUENCE
+    if isinstance(value, dict):
+        _map_proto(value, _target(proto, field_prefix, "map"))
+        return kinds.MAP
+    tensor = value if isinstance(value, Tensor) else ArrayTensor(np.asarray(value))
+    tensor_to_proto(tensor, _target(proto, field_prefix, "tensor"))
+    return kinds.TENSOR
+
+
+def _target(proto: Message, prefix: str, kind: str) -> Message:
+    if prefix == "values":  # SequenceProto: repeated <kind>_values
+        return getattr(proto, f"{kind}_values").add()
+    return getattr(proto, f"{kind}_value")  # OptionalProto: <kind>_value
+
+
+def _sequence_proto(values: list, proto: pb.SequenceProto) -> pb.SequenceProto:
+    kinds = {_encode_element(v, proto, "values", pb.SequenceProto) for v in values}
+    if len(kinds) > 1:
+        raise TypeError("a sequence's elements must all be tensors, all sequences or all maps")
+    proto.elem_type = kinds.pop() if kinds else pb.SequenceProto.TENSOR
+    return proto
+
+
+def _map_proto(mapping: dict, proto: pb.MapProto) -> pb.MapProto:
+    keys = list(mapping)
+    if all(isinstance(k, str) for k in keys):
+        proto.key_type = DataType.STRING
+        proto.string_keys.extend(k.encode("utf-8") for k in keys)
+    else:
+        key_array = np.asarray(keys)
+        proto.key_type = int(from_numpy_dtype(key_array.dtype))
+        proto.keys.extend(int(k) for k in keys)
+    _sequence_proto(list(mapping.values()), proto.values)
+    return proto
+
+
+def save_sequence(values: list, path: str | os.PathLike | IO[bytes], *, name: str | None = None) -> None:
+    """Write a list of arrays (or lists, or dicts) as a serialized SequenceProto."""
+    proto = _sequence_proto(values, pb.SequenceProto())
+    if name is not None:
+        proto.name = name
+    _write_value(proto, path)
+
+
+def save_map(mapping: dict, path: str | os.PathLike | IO[bytes], *, name: str | None = None) -> None:
+    """Write a dict (integer or string keys) as a serialized MapProto."""
+    proto = _map_proto(mapping, pb.MapProto())
+    if name is not None:
+        proto.name = name
+    _write_value(proto, path)
+
+
+def save_optional(value: object, path: str | os.PathLike | IO[bytes], *, name: str | None = None) -> None:
+    """Write ``value`` (None for an empty optional) as a serialized OptionalProto."""
+    proto = pb.OptionalProto()
+    if name is not None:
+        proto.name = name
+    if value is not None:
+        proto.elem_type = _encode_element(value, proto, "value", pb.OptionalProto)
+    _write_value(proto, path)
