@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ferry import opset as schemas
 from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
@@ -85,7 +87,8 @@ def _store(env: dict[str, object], step: Step, results: object) -> None:
         )
     for name, value in zip(outputs, results):
         if name is not None:
-            env[name] = value
+            # numpy reductions and casts of 0-d arrays return numpy scalars: keep arrays
+            env[name] = np.asarray(value) if isinstance(value, np.generic) else value
 
 
 # -- compilation ---------------------------------------------------------------------------
