@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from ferry.runtime.kernels.math_unary import erf, float_result, narrow, require_float, widen
+from ferry.runtime.kernels._numeric import narrow, require_float, widen
+from ferry.runtime.kernels.math_unary import erf, float_result
 from ferry.runtime.registry import kernel
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ferry.runtime.kernels.math_unary import narrow, widen
+from ferry.runtime.kernels._numeric import narrow, widen
 from ferry.runtime.registry import kernel
 
 

@@ -1,44 +1,12 @@
 """Linear algebra kernels: MatMul, Gemm, Einsum, Det.
-
-Also home of ``widen``/``narrow``, the small bfloat16 bridge the reduction, sorting and
-signal kernels share: numpy cannot compute on ferry's structured bfloat16 arrays, so
-kernels widen them to float32, compute, and round the result back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ferry.ir.dtypes import DataType
+from ferry.runtime.kernels._numeric import narrow, widen
 from ferry.runtime.registry import kernel
-
-__all__ = ["widen", "narrow"]
-
-_BFLOAT16 = DataType.BFLOAT16.numpy
-
-
-def widen(x: np.ndarray) -> np.ndarray:
-    """``x`` as an array numpy can compute on: bfloat16 becomes float32, others unchanged."""
-    if x.dtype == _BFLOAT16:
-        bits = x.view(np.uint16).astype(np.uint32) << np.uint32(16)
-        return bits.view(np.float32)
-    if x.dtype.names:
-        raise TypeError(f"element type {x.dtype.names[0]} is not supported by this kernel")
-    return x
-
-
-def narrow(y, dtype: np.dtype) -> np.ndarray:
-    """``y`` converted to ``dtype``, rounding to nearest-even when ``dtype`` is bfloat16."""
-    if dtype == _BFLOAT16:
-        values = np.ascontiguousarray(y, dtype=np.float32)
-        bits = values.view(np.uint32)
-        rounded = (
-            bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-        ) >> np.uint32(16)
-        sign = (bits >> np.uint32(16)) & np.uint32(0x8000)
-        rounded = np.where(np.isnan(values), sign | np.uint32(0x7FC0), rounded)
-        return rounded.astype(np.uint16).view(_BFLOAT16)
-    return np.asarray(y).astype(dtype, copy=False)
 
 
 @kernel("MatMul", since=(1, 9, 13))

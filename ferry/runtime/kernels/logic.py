@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ferry.runtime.kernels._numeric import widen
 from ferry.runtime.kernels.math_binary import legacy_broadcast
-from ferry.runtime.kernels.math_unary import widen
 from ferry.runtime.registry import kernel
 
 

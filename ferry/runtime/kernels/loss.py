@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferry.runtime.kernels.linalg import narrow, widen
+from ferry.runtime.kernels._numeric import narrow, widen
 from ferry.runtime.registry import kernel
 
 

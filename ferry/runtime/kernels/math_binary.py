@@ -8,7 +8,7 @@ from functools import partial, reduce
 
 import numpy as np
 
-from ferry.runtime.kernels.math_unary import is_float, narrow, widen
+from ferry.runtime.kernels._numeric import is_float, narrow, widen
 from ferry.runtime.registry import kernel
 
 __all__ = ["legacy_broadcast", "arithmetic"]

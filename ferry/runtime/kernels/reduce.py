@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ferry.runtime.kernels._axes import normalize_axes, normalize_axis
-from ferry.runtime.kernels.linalg import narrow, widen
+from ferry.runtime.kernels._numeric import narrow, widen
 from ferry.runtime.registry import kernel
 
 Axes = tuple[int, ...]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ferry.ir.dtypes import DataType
-from ferry.runtime.kernels.math_unary import narrow, require_float, widen
+from ferry.runtime.kernels._numeric import narrow, require_float, widen
 from ferry.runtime.registry import kernel
 
 _BFLOAT16 = DataType.BFLOAT16.numpy

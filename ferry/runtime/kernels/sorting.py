@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferry.runtime.kernels._axes import normalize_axis
-from ferry.runtime.kernels.linalg import widen
+from ferry.runtime.kernels._numeric import widen
 from ferry.runtime.registry import kernel
 
 
