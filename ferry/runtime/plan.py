@@ -115,6 +115,10 @@ class _Compiler:
         return plan
 
     def step(self, node: Node, opsets: Mapping[str, int], bindings) -> Step:
+        if (node.domain, node.op_type) == ("ai.onnx.preview.training", "Gradient"):
+            from ferry.runtime.gradient import gradient_step  # imports this module
+
+            return gradient_step(self, node, opsets, bindings)
         attributes = {name: _bind(attr, bindings) for name, attr in node.attributes.items()}
         attributes = {k: v for k, v in attributes.items() if v is not None}
         function = self.model.function_for(node)
