@@ -1,18 +1,19 @@
-# The two commands of the README. Both create .venv and install what they need.
+# The README's two commands. Both create .venv and install what they need.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-test
+STAMP := $(VENV)/.installed
 
-.PHONY: test lint venv clean
-
-venv: $(STAMP)
+.PHONY: demo test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ferry demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check ferry tests tools

@@ -11,11 +11,14 @@ from ferry import ir, printer
 from ferry.errors import (
     CheckError,
     ExecutionError,
+    ExportError,
     FerryError,
     FormatError,
     InvalidArgument,
     KernelNotFoundError,
     SchemaNotFoundError,
+    TracerWarning,
+    UnsupportedOperatorError,
 )
 from ferry.format import (
     load,
@@ -38,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckError",
     "ExecutionError",
+    "ExportError",
     "FerryError",
     "FormatError",
     "InferenceSession",
@@ -45,8 +49,11 @@ __all__ = [
     "KernelNotFoundError",
     "Model",
     "SchemaNotFoundError",
+    "TracerWarning",
+    "UnsupportedOperatorError",
     "__version__",
     "check_model",
+    "export",
     "ir",
     "load",
     "load_map",
@@ -56,12 +63,17 @@ __all__ = [
     "model_from_bytes",
     "model_to_bytes",
     "printer",
+    "register_symbolic",
     "save",
     "save_map",
     "save_optional",
     "save_sequence",
     "save_tensor",
+    "verify",
 ]
+
+# Needing torch, the tracer loads on first use: ferry works without it.
+_TRACER_NAMES = ("export", "register_symbolic", "verify")
 
 
 def __getattr__(name: str) -> object:
@@ -70,6 +82,10 @@ def __getattr__(name: str) -> object:
         from ferry.runtime import InferenceSession
 
         return InferenceSession
+    if name in _TRACER_NAMES:
+        import ferry.trace
+
+        return getattr(ferry.trace, name)
     if name == "check_model":
         from ferry.checker import check_model
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 __all__ = [
     "CheckError",
     "ExecutionError",
+    "ExportError",
     "FerryError",
     "FormatError",
     "InvalidArgument",
     "KernelNotFoundError",
     "SchemaNotFoundError",
+    "TracerWarning",
+    "UnsupportedOperatorError",
 ]
 
 
@@ -50,3 +53,16 @@ class InvalidArgument(FerryError, ValueError):
 
 class ExecutionError(FerryError):
     """A kernel failed while running a node."""
+
+
+class UnsupportedOperatorError(FerryError):
+    """The tracer met a torch operation it has no symbolic function for."""
+
+
+class ExportError(FerryError):
+    """An export failed: tracing, strict mode, or the exported model's check."""
+
+
+class TracerWarning(UserWarning):
+    """A trace specialized on a value: a tensor's data or a dynamic size became a Python
+    constant, so the exported graph holds only the path taken."""

@@ -1,0 +1,7 @@
+"""The ``ferry`` command."""
+
+from __future__ import annotations
+
+from ferry.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,140 @@
+"""The ``ferry`` command, run through its real entry point in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import ferry
+
+FERRY = shutil.which("ferry") or os.path.join(os.path.dirname(sys.executable), "ferry")
+
+
+def ferry_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([FERRY, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["t"], name="scale"), helper.make_node("Relu", ["t"], ["y"], name="relu")],
+        "tiny", [x], [y], [w],
+    )
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ferry: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["info", "check", "print", "run", "bench", "export", "demo"])
+def test_every_subcommand_has_help(command):
+    result = ferry_cli(command, "--help")
+    assert result.returncode == 0 and "usage: ferry " + command in result.stdout
+
+
+def test_info(model_path):
+    out = ferry_cli("info", model_path).stdout
+    assert "opsets: ai.onnx 17" in out
+    assert "x: float[batch,3]" in out and "y: float[batch,3]" in out
+    assert "Mul" in out and "Relu" in out
+    assert "parameters: 3 values in 1 initializers, 12 B" in out
+    assert "external data: none" in out
+
+
+def test_check_valid_and_invalid(model_path, tmp_path):
+    result = ferry_cli("check", model_path)
+    assert result.returncode == 0 and "valid" in result.stdout
+    model = onnx.load(model_path)
+    model.graph.node[1].input[0] = "missing"
+    bad = tmp_path / "bad.onnx"
+    onnx.save(model, bad)
+    result = ferry_cli("check", bad)
+    assert result.returncode == 1
+    assert "undefined-input" in result.stdout and "'relu' (Relu)" in result.stdout
+    assert "invalid (1 error)" in result.stdout
+
+
+def test_print(model_path):
+    out = ferry_cli("print", model_path).stdout
+    assert "%t = Mul(%x, %w)  # scale" in out
+
+
+def test_run_with_files_and_random(model_path, tmp_path):
+    np.save(tmp_path / "x.npy", np.array([[1, -1, 2]], np.float32))
+    ferry.save_tensor(np.array([[1, 1, 1]], np.float32), tmp_path / "x.pb")
+    result = ferry_cli("run", model_path, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "y: float32 [1, 3] min 0 max 6 mean 2.33333" in result.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "y.npy"), [[1, 0, 6]])
+    assert "max 3" in ferry_cli("run", model_path, "--input", f"x={tmp_path / 'x.pb'}").stdout
+    result = ferry_cli("run", model_path, "--random", "--dim", "batch=4")
+    assert result.returncode == 0 and "y: float32 [4, 3]" in result.stdout
+
+
+def test_bench_prints_percentiles_and_compares(model_path):
+    result = ferry_cli("bench", model_path, "--runs", 5, "--warmup", 1, "--dim", "batch=2", "--compare", "onnxruntime")
+    assert result.returncode == 0, result.stderr
+    assert "ferry " in result.stdout and "p50" in result.stdout and "p99" in result.stdout
+    assert "onnxruntime" in result.stdout and "ferry / onnxruntime (p50):" in result.stdout
+    assert "[" in result.stderr  # the progress bar
+
+
+@pytest.mark.parametrize(
+    "make_args, needle",
+    [
+        (lambda p, t: ["info", t / "missing.onnx"], "cannot read"),
+        (lambda p, t: ["check", t / "corrupt.onnx"], "not a valid ONNX model"),
+        (lambda p, t: ["run", p, "--input", f"nope={t / 'x.npy'}"], "has no input 'nope'"),
+        (lambda p, t: ["run", p, "--input", f"x={t / 'wrong.npy'}"], "dimension 1 must be 3"),
+        (lambda p, t: ["run", p, "--random"], "give its size with --dim batch=VALUE"),
+    ],
+    ids=["missing-file", "corrupt-file", "wrong-input-name", "wrong-shape", "unknown-dim"],
+)
+def test_errors_are_one_clear_line(model_path, tmp_path, make_args, needle):
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    np.save(tmp_path / "x.npy", np.zeros((1, 3), np.float32))
+    np.save(tmp_path / "wrong.npy", np.zeros((1, 4), np.float32))
+    line = _one_error_line(ferry_cli(*make_args(model_path, tmp_path)))
+    assert needle in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = ferry_cli("--debug", "info", tmp_path / "missing.onnx")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_export_from_a_script(tmp_path):
+    script = tmp_path / "my_model.py"
+    script.write_text(textwrap.dedent('''
+        import torch
+
+        def make():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    '''))
+    out = tmp_path / "out.onnx"
+    result = ferry_cli("export", f"{script}:make", "--input-shape", "x=2x4", "--dynamic", "x:0=batch", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout
+    model = ferry.load(out)
+    assert list(model.graph.inputs[0].shape) == ["batch", 4]
+    result = ferry_cli("export", f"{script}:nope", "--input-shape", "x=2x4", "-o", out)
+    assert "has no function 'nope'" in _one_error_line(result)
