@@ -177,7 +177,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _stage("training a small CNN in PyTorch")
     model = _cnn()
-    _train(model, train_x, train_y, epochs=4 if args.quick else 15, seed=args.seed)
+    _train(model, train_x, train_y, epochs=6 if args.quick else 15, seed=args.seed)
     with torch.no_grad():
         accuracy = (model(torch.from_numpy(test_x)).argmax(1).numpy() == test_y).mean()
     print(f"    test accuracy (torch): {accuracy:.4f}")
