@@ -20,7 +20,15 @@ from ferry.ir import DataType, from_numpy_dtype
 from ferry.opset import latest_opset
 from ferry.runtime import InferenceSession
 
-__all__ = ["BackendRep", "is_compatible", "prepare", "run_model", "run_node", "supports_device"]
+__all__ = [
+    "BackendRep",
+    "is_compatible",
+    "prepare",
+    "run_model",
+    "run_node",
+    "supports_device",
+    "to_ferry",
+]
 
 # ml_dtypes' names for the types ferry stores as structured dtypes.
 _ML_DTYPE_NAMES = {
@@ -41,9 +49,10 @@ _ML_DTYPE_NAMES = {
 _SIGNED = {DataType.INT4, DataType.INT2}
 
 
-def _to_ferry(value: Any) -> Any:
+def to_ferry(value: Any) -> Any:
+    """A value from onnx's runner (ml_dtypes arrays, numpy scalars) in ferry's representation."""
     if isinstance(value, list):
-        return [_to_ferry(v) for v in value]
+        return [to_ferry(v) for v in value]
     if isinstance(value, np.generic):
         value = np.asarray(value)
     if not isinstance(value, np.ndarray):
@@ -84,11 +93,11 @@ class BackendRep:
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
         names = [i.name for i in self.session.get_inputs()]
         if isinstance(inputs, dict):
-            feeds = {k: _to_ferry(v) for k, v in inputs.items()}
+            feeds = {k: to_ferry(v) for k, v in inputs.items()}
         else:
             if not isinstance(inputs, (list, tuple)):
                 inputs = [inputs]
-            feeds = {name: _to_ferry(v) for name, v in zip(names, inputs)}
+            feeds = {name: to_ferry(v) for name, v in zip(names, inputs)}
         return tuple(_to_caller(v) for v in self.session.run(None, feeds))
 
 
@@ -126,7 +135,7 @@ def run_node(
     graph.name = "run_node"
     graph.node.add().CopyFrom(node_proto)
     present = [name for name in node_proto.input if name]
-    values = [_to_ferry(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
+    values = [to_ferry(v) for v in (inputs.values() if isinstance(inputs, dict) else inputs)]
     for name, value in zip(present, values):
         info = graph.input.add(name=name)
         if isinstance(value, np.ndarray):

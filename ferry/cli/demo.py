@@ -131,34 +131,6 @@ def _compare_engines(model, path: str, images, labels) -> int:
     return max(row[2] for row in rows)
 
 
-class _SuperResolution:
-    """The super-resolution network of the PyTorch ONNX tutorial (upscale factor 3)."""
-
-    @staticmethod
-    def build():
-        import torch
-        from torch import nn
-
-        class SuperResolutionNet(nn.Module):
-            def __init__(self, upscale_factor: int = 3) -> None:
-                super().__init__()
-                self.relu = nn.ReLU()
-                self.conv1 = nn.Conv2d(1, 64, 5, padding=2)
-                self.conv2 = nn.Conv2d(64, 64, 3, padding=1)
-                self.conv3 = nn.Conv2d(64, 32, 3, padding=1)
-                self.conv4 = nn.Conv2d(32, upscale_factor**2, 3, padding=1)
-                self.pixel_shuffle = nn.PixelShuffle(upscale_factor)
-
-            def forward(self, x):
-                x = self.relu(self.conv1(x))
-                x = self.relu(self.conv2(x))
-                x = self.relu(self.conv3(x))
-                return self.pixel_shuffle(self.conv4(x))
-
-        torch.manual_seed(0)
-        return SuperResolutionNet().eval()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     try:
         import torch
@@ -195,7 +167,10 @@ def run_demo(args: argparse.Namespace) -> int:
     differing = _compare_engines(model, path, test_x, test_y)
 
     _stage("exporting the super-resolution network of the PyTorch ONNX tutorial (random weights)")
-    net = _SuperResolution.build()
+    from ferry.cli.models import SuperResolutionNet
+
+    torch.manual_seed(0)
+    net = SuperResolutionNet().eval()
     image = torch.randn(1, 1, 224, 224)
     sr_path = os.path.join(out_dir, "super_resolution.onnx")
     sr = ferry.export(net, (image,), sr_path, input_names=["input"], output_names=["output"])

@@ -92,3 +92,19 @@ def run_node(node: onnx.NodeProto, opsets: dict[str, int], scope: dict) -> list:
         [onnx.helper.make_value_info(name, onnx.TypeProto()) for name in node.output if name],
     )
     return run_graph(graph, opsets, {}, [scope[name] for name in names])
+
+
+def node_case_test(op_types: set[str], skips: dict[str, str] | None = None):
+    """A test function running every node case of ``op_types`` (cases in ``skips`` skipped
+    with their reason): ``test_node_case = node_case_test(OPS, SKIPS)`` in a test module."""
+    import pytest
+
+    skips = skips or {}
+
+    @pytest.mark.parametrize("name", cases_for(op_types))
+    def test_node_case(name: str) -> None:
+        if name in skips:
+            pytest.skip(skips[name])
+        run_case(name)
+
+    return test_node_case

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 
 from ferry.ir.dtypes import DataType
 from ferry.ir.minifloat import from_float32, int_values, to_float32
-from tests.runtime.node_harness import cases_for, run_case, run_node
+from tests.runtime.node_harness import node_case_test, run_node
 
 OPS = {
     "Cast",
@@ -34,11 +34,7 @@ def _as_array(value):
     return value
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 # ------------------------------------------------------------------ hand-written edge cases

@@ -12,7 +12,7 @@ import pytest
 import ferry
 from ferry.ir.dtypes import from_numpy_dtype
 from tests.oracle import to_ferry_array
-from tests.runtime.node_harness import cases_for, run_case
+from tests.runtime.node_harness import node_case_test
 
 # fmt: off
 OPS = {
@@ -30,11 +30,7 @@ OPS = {
 SKIPS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 def run(op: str, *inputs, opset: int, **attributes):

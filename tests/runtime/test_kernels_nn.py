@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from ferry.runtime.kernels._window import geometry
-from tests.runtime.node_harness import cases_for, run_case, run_node
+from tests.runtime.node_harness import node_case_test, run_node
 
 OPS = {
     "Conv", "ConvTranspose", "DeformConv", "ConvInteger", "QLinearConv",
@@ -23,11 +23,7 @@ OPS = {
 SKIPS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import onnx.helper
 import pytest
 
 from ferry.ir.dtypes import DataType
-from tests.runtime.node_harness import cases_for, run_case, run_node
+from tests.runtime.node_harness import node_case_test, run_node
 
 OPS = {
     "ReduceL1",
@@ -41,11 +41,7 @@ OPS = {
 SKIPS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from onnx import helper
 
 from ferry.ir.dtypes import DataType, from_numpy_dtype
 from tests.runtime import node_harness
-from tests.runtime.node_harness import cases_for, run_case
+from tests.runtime.node_harness import node_case_test
 
 OPS = {
     "RNN",
@@ -28,11 +28,7 @@ SKIPS: dict[str, str] = {}
 _BFLOAT16 = DataType.BFLOAT16.numpy
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 # -- hand-written cases --------------------------------------------------------------------------

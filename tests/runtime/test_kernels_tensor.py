@@ -7,7 +7,7 @@ import pytest
 
 from ferry.ir.dtypes import DataType
 from ferry.runtime.registry import lookup
-from tests.runtime.node_harness import cases_for, run_case
+from tests.runtime.node_harness import node_case_test
 
 OPS = {
     # layout
@@ -24,11 +24,7 @@ OPS = {
 SKIPS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("name", cases_for(OPS))
-def test_node_case(name):
-    if name in SKIPS:
-        pytest.skip(SKIPS[name])
-    run_case(name)
+test_node_case = node_case_test(OPS, SKIPS)
 
 
 def run(op, opset, *inputs, **attributes):

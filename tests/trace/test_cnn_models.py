@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from ferry.cli.models import SuperResolutionNet
 from tests.trace.helpers import check_export
 
 DEEP = dict(rtol=1e-3, atol=1e-4)
@@ -249,22 +250,6 @@ def test_mobilenet_v3_small():
 
 
 # -- super-resolution (PyTorch ONNX tutorial) ------------------------------------------------
-class SuperResolutionNet(nn.Module):
-    def __init__(self, upscale_factor: int = 3):
-        super().__init__()
-        self.relu = nn.ReLU()
-        self.conv1 = nn.Conv2d(1, 64, (5, 5), (1, 1), (2, 2))
-        self.conv2 = nn.Conv2d(64, 64, (3, 3), (1, 1), (1, 1))
-        self.conv3 = nn.Conv2d(64, 32, (3, 3), (1, 1), (1, 1))
-        self.conv4 = nn.Conv2d(32, upscale_factor**2, (3, 3), (1, 1), (1, 1))
-        self.pixel_shuffle = nn.PixelShuffle(upscale_factor)
-
-    def forward(self, x):
-        x = self.relu(self.conv1(x))
-        x = self.relu(self.conv2(x))
-        x = self.relu(self.conv3(x))
-        return self.pixel_shuffle(self.conv4(x))
-
 
 def test_super_resolution_full_size():
     """The tutorial's export: input 1x1x224x224 -> output 1x1x672x672 (batch: next test)."""
