@@ -62,6 +62,7 @@ __all__ = [
     "load_tensor",
     "model_from_bytes",
     "model_to_bytes",
+    "optimize",
     "printer",
     "register_symbolic",
     "save",
@@ -78,6 +79,10 @@ _TRACER_NAMES = ("export", "register_symbolic", "verify")
 
 def __getattr__(name: str) -> object:
     # The checker imports the schema table; load it on first use only.
+    if name == "optimize":
+        from ferry.passes import optimize
+
+        return optimize
     if name == "InferenceSession":
         from ferry.runtime import InferenceSession
 

@@ -28,6 +28,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     show.add_argument("model", help="path of an .onnx file")
     show.set_defaults(run=run_print)
 
+    optimize = sub.add_parser("optimize", help="rewrite a model with ferry's verified graph passes")
+    optimize.add_argument("model", help="the .onnx file to optimize")
+    optimize.add_argument("output", help="where to write the optimized model")
+    optimize.add_argument("--level", type=int, choices=[0, 1], default=1, help="0: none, 1: all passes")
+    optimize.set_defaults(run=run_optimize)
+
     run = sub.add_parser("run", help="run a model on inputs from files or random data")
     run.add_argument("model", help="path of an .onnx file")
     run.add_argument("--input", action="append", default=[], metavar="NAME=FILE",
@@ -97,6 +103,25 @@ def run_check(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     print(f"{args.model}: valid")
+    return 0
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from ferry.checker import check_model
+    from ferry.format import save
+    from ferry.passes import optimize
+
+    model = _load(args.model)
+    before = sum(1 for _ in model.graph.all_nodes())
+    stats: dict[str, int] = {}
+    optimize(model, level=args.level, stats=stats)
+    check_model(model)
+    save(model, args.output)
+    after = sum(1 for _ in model.graph.all_nodes())
+    print(f"{args.model}: {before} nodes -> {args.output}: {after} nodes")
+    for name, count in sorted(stats.items()):
+        if count:
+            print(f"  {name}: {count} rewrites")
     return 0
 
 

@@ -17,7 +17,7 @@ from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
 from ferry.runtime.registry import Kernel, lookup
 
-__all__ = ["GraphPlan", "Step", "compile_graph"]
+__all__ = ["GraphPlan", "Step", "compile_graph", "compile_node"]
 
 
 @dataclass
@@ -242,3 +242,8 @@ def _assign_frees(plan: GraphPlan, keep: set[str]) -> None:
 def compile_graph(model: Model) -> GraphPlan:
     """Compile ``model``'s main graph."""
     return _Compiler(model).graph(model.graph, model.opset_imports)
+
+
+def compile_node(model: Model, node: Node) -> Step:
+    """One node of ``model``'s main graph bound to its kernel, as the session would run it."""
+    return _Compiler(model).step(node, model.opset_imports, None)

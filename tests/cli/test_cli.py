@@ -44,7 +44,7 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", ["info", "check", "print", "run", "bench", "export", "demo"])
+@pytest.mark.parametrize("command", ["info", "check", "print", "optimize", "run", "bench", "export", "demo"])
 def test_every_subcommand_has_help(command):
     result = ferry_cli(command, "--help")
     assert result.returncode == 0 and "usage: ferry " + command in result.stdout
@@ -138,3 +138,17 @@ def test_export_from_a_script(tmp_path):
     assert list(model.graph.inputs[0].shape) == ["batch", 4]
     result = ferry_cli("export", f"{script}:nope", "--input-shape", "x=2x4", "-o", out)
     assert "has no function 'nope'" in _one_error_line(result)
+
+
+def test_optimize(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])], "g", [x], [y]
+    )
+    source = tmp_path / "in.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+    result = ferry_cli("optimize", source, tmp_path / "out.onnx")
+    assert result.returncode == 0, result.stderr
+    assert "2 nodes" in result.stdout and "1 nodes" in result.stdout
+    assert [n.op_type for n in ferry.load(tmp_path / "out.onnx").graph] == ["Relu"]
