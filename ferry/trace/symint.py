@@ -117,6 +117,9 @@ class SymInt(torch.SymInt):
     def __sym_float__(self):
         return self.__float__()
 
+    def __rpow__(self, other):
+        return concrete(other) ** self._specialize("an exponent")
+
     @property
     def node(self):
         """torch.SymInt's symbolic node: ferry's sizes have none."""

@@ -205,6 +205,8 @@ class Tracer(TorchFunctionMode):
             return known[1]
         name = self.params.get(id(tensor), "_const")
         array = tensor.detach().cpu().contiguous().numpy()
+        if not isinstance(tensor, torch.nn.Parameter):  # its data may still change in place
+            array = array.copy()
         if array.ndim == 0 and name == "_const":
             value = self.builder.const(array)
         else:
@@ -294,6 +296,8 @@ class Tracer(TorchFunctionMode):
         self.current_source = f"{os.path.basename(filename)}:{lineno}"
         real_args, real_kwargs = _map(concrete, (args, kwargs))
         inplace = _is_inplace(func)
+        if inplace and isinstance(args[0], torch.Tensor) and id(args[0]) not in self.records:
+            self._adopt_constant(args[0])
         if func is torch.Tensor.__setitem__:
             self._accept_write_back(real_args)
         out = func(*real_args, **real_kwargs)
@@ -310,6 +314,12 @@ class Tracer(TorchFunctionMode):
             return out
         self._bind_result(func, out, result, probe_out)
         return out
+
+    def _adopt_constant(self, tensor: torch.Tensor) -> None:
+        """An untraced tensor about to change in place (``buf[0] = x``) becomes traced: the
+        constant of its data before the change, with a copy of its own for the probe run."""
+        value = self.value_of_tensor(tensor)
+        self.records[id(tensor)] = _Record(tensor, value, tensor.clone() if self.probing else None)
 
     def _accept_write_back(self, args) -> None:
         """``x[idx] += v`` changes the view ``x[idx]`` in place, then writes it back into ``x``:

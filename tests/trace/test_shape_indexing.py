@@ -300,6 +300,15 @@ def test_random_like_ops_are_exported_as_random_nodes():
     assert {"RandomUniformLike", "RandomNormalLike"} <= set(ops(exported))
 
 
+def test_in_place_change_of_a_constant_keeps_its_data_before_the_change():
+    def fn(x):
+        buf = torch.zeros(3)
+        buf.add_(x)
+        return buf
+
+    check_export(fn, (torch.ones(3),))
+
+
 def test_view_with_another_dtype_is_unsupported():
     with pytest.raises(ferry.UnsupportedOperatorError, match="reinterprets"):
         ferry.export(lambda x: x.view(torch.int32), (X,))
@@ -344,6 +353,22 @@ def fill_mask(x, m):
     x = x.clone()
     x[m] = 0.0
     return x
+
+
+def position_table(x):
+    T = x.size(1)
+    pos = torch.arange(T).float()[:, None]
+    table = torch.zeros(T, 8)
+    table[:, 0::2] = pos * 0.5
+    table[:, 1::2] = -pos
+    return x + table
+
+
+def write_into_constant(x):
+    pad = torch.zeros(1, 8)
+    pad[0, :4] = x[0, 0, :4]
+    y = torch.cat([pad.expand(x.size(0), -1)[:, None], x], 1)
+    return y.view(y.size(0), y.size(1), 2, 4)
 
 
 def split_halves(x):
@@ -400,6 +425,8 @@ DYNAMIC = {
     "index_dynamic_count": (lambda x, i: x[i], lambda B, T: (randn(6, 3), torch.randint(-6, 6, (T,))), {1: {0: "T"}}),
     "set_first_half": (set_first_half, seq, {0: {0: "B", 1: "T"}}),
     "set_last_step": (set_last_step, seq, {0: {0: "B", 1: "T"}}),
+    "position_table": (position_table, seq, {0: {0: "B", 1: "T"}}),
+    "write_into_constant": (write_into_constant, seq, {0: {0: "B", 1: "T"}}),
     "set_mask": (fill_mask, seq_and_mask, {0: {0: "B", 1: "T"}, 1: {0: "B", 1: "T"}}),
     "masked_fill": (lambda x, m: x.masked_fill(m[..., None], -1.0), seq_and_mask, {0: {0: "B", 1: "T"}, 1: {0: "B", 1: "T"}}),
     "where": (lambda x, m: torch.where(m[..., None], x, 0.0), seq_and_mask, {0: {0: "B", 1: "T"}, 1: {0: "B", 1: "T"}}),
