@@ -33,7 +33,9 @@ def compare(expected: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, l
         if want.size == 0:
             continue
         if want.dtype.kind in "fc":
-            diff = float(np.max(np.abs(want.astype(np.float64) - have.astype(np.float64))))
+            with np.errstate(invalid="ignore"):  # inf - inf where both are inf
+                delta = np.abs(want.astype(np.float64) - have.astype(np.float64))
+            diff = float(np.nanmax(delta)) if not np.all(np.isnan(delta)) else 0.0
             worst = max(worst, diff)
             rtol, atol = _HALF_TOLERANCE.get(want.dtype, (RTOL, ATOL))
             if not np.allclose(have, want, rtol=rtol, atol=atol, equal_nan=True):

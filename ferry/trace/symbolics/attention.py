@@ -6,7 +6,13 @@ which reaches the tracer as one ``multi_head_attention_forward`` call: it is bui
 from projections and the attention core. The core is ONNX ``Attention`` from opset 23 for
 4-D inputs, otherwise MatMul / Softmax / MatMul, with torch's conventions: a boolean mask
 keeps the True positions, a float mask is added to the scores, ``is_causal`` keeps keys
-``j <= i`` (top-left aligned), and fully masked rows give zeros.
+``j <= i`` (top-left aligned), and fully masked rows give zeros (nn.MultiheadAttention's
+boolean masks are the other way round: True marks a key *not* to attend). ``triu`` /
+``tril`` (causal masks) are here too.
+
+torch's nested-tensor fast path of ``nn.TransformerEncoder`` (eval, no grad, a
+``src_key_padding_mask``) returns zeros at padded positions; the export computes them as
+torch's normal path does. The other positions agree.
 """
 
 from __future__ import annotations
@@ -147,6 +153,20 @@ def scaled_dot_product_attention(g, query, key, value, attn_mask=None, dropout_p
         k = _repeat_heads(g, k, rank, heads // kv_heads)
         v = _repeat_heads(g, v, rank, heads // _static(value.shape[-3], "head count"))
     return attend(g, query, k, v, rank, scale=scale, mask=attn_mask, causal=bool(is_causal), dtype=dtype)
+
+
+# -- causal masks -------------------------------------------------------------------------------
+def _trilu(upper: bool):
+    def fn(g, x, diagonal=0, *, out=None):
+        return g.op("Trilu", x, g.int_value(diagonal), upper=int(upper))
+
+    fn.__doc__ = f"torch.{'triu' if upper else 'tril'}(x, diagonal): ONNX Trilu (causal masks)."
+    return fn
+
+
+T = torch.Tensor
+triu = symbolic(torch.triu, T.triu, T.triu_)(_trilu(True))
+tril = symbolic(torch.tril, T.tril, T.tril_)(_trilu(False))
 
 
 # -- nn.MultiheadAttention --------------------------------------------------------------------

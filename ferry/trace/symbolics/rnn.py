@@ -50,9 +50,8 @@ def _reorder_value(g, var: Var, kind: str):
     gates, order = _GATES[kind]
     if order == tuple(range(gates)):
         return var.value
-    size = var.shape[0] // gates
-    chunks = [g.op("Slice", var, g.int64([i * size]), g.int64([(i + 1) * size]), g.int64([0])) for i in order]
-    return g.op("Concat", *chunks, axis=0)
+    chunks = g.op("Split", var, g.int64([var.shape[0] // gates] * gates), axis=0, num_outputs=gates)
+    return g.op("Concat", *[chunks[i] for i in order], axis=0)
 
 
 def _pack(g, per_direction: list[list[Var]], kind: str, name: str):
