@@ -22,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     bench.add_argument("--threads", type=int, help="BLAS threads for ferry and onnxruntime")
     bench.add_argument("--compare", choices=["onnxruntime"], help="also time onnxruntime")
+    bench.add_argument("--profile", action="store_true", help="also print the nodes that took longest")
     bench.add_argument("--input", action="append", default=[], metavar="NAME=FILE")
     bench.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
                        help="size of a symbolic dimension for the random inputs")
@@ -70,7 +71,7 @@ def run_bench(args: argparse.Namespace) -> int:
     feeds.update(random_inputs(model, dims, 0, skip=feeds))
     limit = _limit_threads(args.threads)
     try:
-        session = InferenceSession(model)
+        session = InferenceSession(model, enable_profiling=args.profile)
         results = [("ferry", measure("ferry", lambda: session.run(None, feeds), args.runs, args.warmup))]
         if args.compare == "onnxruntime":
             results.append(("onnxruntime", _time_onnxruntime(args, feeds)))
@@ -82,7 +83,18 @@ def run_bench(args: argparse.Namespace) -> int:
     if len(results) == 2:
         ratio = np.median(results[0][1]) / np.median(results[1][1])
         print(f"ferry / onnxruntime (p50): {ratio:.2f}")
+    if args.profile:
+        _print_profile(session.profiler, args.runs + args.warmup)
     return 0
+
+
+def _print_profile(profiler, runs: int) -> None:
+    top = profiler.top_nodes(15)
+    total = sum(e["dur"] for e in profiler.events) / 1e3 / runs
+    print(f"top nodes (mean per run; all nodes {total:.3f} ms):")
+    for name, op_type, milliseconds, calls in top:
+        per_run = milliseconds / max(calls, 1)
+        print(f"  {per_run:9.3f} ms  {100 * per_run / total if total else 0:5.1f}%  {op_type:<20} {name}")
 
 
 def _time_onnxruntime(args: argparse.Namespace, feeds) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
 from ferry.runtime.session import InferenceSession, NodeArg
 
-__all__ = ["InferenceSession", "NodeArg"]
+__all__ = ["GraphOptimizationLevel", "InferenceSession", "NodeArg", "SessionOptions"]

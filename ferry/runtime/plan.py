@@ -7,6 +7,7 @@ the values whose last reader it is, so the run can free them early.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import numpy as np
 from ferry import opset as schemas
 from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
+from ferry.runtime.profiling import Profiler
 from ferry.runtime.registry import Kernel, lookup
 
 __all__ = ["GraphPlan", "Step", "compile_graph", "compile_node"]
@@ -31,6 +33,7 @@ class Step:
     attributes: dict[str, object]
     subgraph_kwargs: tuple[str, ...] = ()
     frees: tuple[str, ...] = ()
+    label: str = ""  # how profiles name the step: the node's name, else op type and position
 
 
 @dataclass
@@ -44,9 +47,12 @@ class GraphPlan:
     steps: list[Step]
     free_names: frozenset[str] = field(default_factory=frozenset)
 
-    def run(self, env: dict[str, object]) -> list[object]:
-        """Execute with ``env`` holding the inputs (and outer values); returns the outputs."""
+    def run(self, env: dict[str, object], profiler: Profiler | None = None, run_index: int = 0) -> list[object]:
+        """Execute with ``env`` holding the inputs (and outer values); returns the outputs.
+        With a ``profiler``, every step's wall time is recorded."""
+        clock = time.perf_counter if profiler is not None else None
         for step in self.steps:
+            started = clock() if clock else 0.0
             args = [env[name] if name is not None else None for name in step.inputs]
             kwargs = step.attributes
             if step.subgraph_kwargs:
@@ -59,6 +65,8 @@ class GraphPlan:
                 raise ExecutionError(
                     f"{step.node.describe()} failed: {type(error).__name__}: {error}"
                 ) from error
+            if clock:
+                profiler.record(step.label, step.node.op_type, started, clock(), run_index)
             _store(env, step, results)
             for name in step.frees:
                 env.pop(name, None)
@@ -100,6 +108,8 @@ class _Compiler:
         constants = {name: _tensor_value(v.const_value) for name, v in graph.initializers.items()}
         constants.update({s.name: s.to_dense() for s in graph.sparse_initializers if s.name})
         steps = [self.step(node, opsets, bindings) for node in graph]
+        for position, step in enumerate(steps):
+            step.label = step.node.name or f"{step.node.op_type}_{position}"
         defined = {v.name for v in graph.inputs} | set(constants)
         defined |= {v.name for n in graph for v in n.outputs if v is not None}
         read = _names_read(graph)

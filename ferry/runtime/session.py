@@ -14,7 +14,9 @@ import numpy as np
 
 from ferry.errors import InvalidArgument
 from ferry.ir import DataType, MapType, Model, OptionalType, SequenceType, TensorType, Type, Value
+from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
 from ferry.runtime.plan import GraphPlan, compile_graph
+from ferry.runtime.profiling import Profiler
 
 __all__ = ["InferenceSession", "NodeArg"]
 
@@ -54,10 +56,11 @@ class InferenceSession:
     def __init__(
         self,
         model: str | os.PathLike | bytes | Model,
-        sess_options: object | None = None,
+        sess_options: SessionOptions | None = None,
         *,
         providers: Sequence[str] | None = None,
         check: bool = True,
+        enable_profiling: bool | None = None,
     ) -> None:
         from ferry.format import load
 
@@ -65,11 +68,20 @@ class InferenceSession:
             name = provider[0] if isinstance(provider, tuple) else provider
             if name not in _PROVIDERS:
                 raise InvalidArgument(f"unknown execution provider {name!r}; ferry offers {_PROVIDERS}")
-        self._model = model if isinstance(model, Model) else load(model)
+        self._options = sess_options or SessionOptions()
+        if enable_profiling is not None:
+            self._options.enable_profiling = enable_profiling
+        owned = not isinstance(model, Model)
+        self._model = load(model) if owned else model
         if check:
             from ferry.checker import check_model
 
             check_model(self._model)
+        if self._options.graph_optimization_level > GraphOptimizationLevel.ORT_DISABLE_ALL:
+            self._model = _optimized(self._model, owned)
+        self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
+        self._runs = 0
+        self._threads = _thread_limiter(self._options.intra_op_num_threads)
         graph = self._model.graph
         self._inputs = [v for v in graph.inputs if v.name not in graph.initializers]
         self._overridable = [v for v in graph.inputs if v.name in graph.initializers]
@@ -91,11 +103,29 @@ class InferenceSession:
     def get_providers(self) -> list[str]:
         return list(_PROVIDERS)
 
+    def get_session_options(self) -> SessionOptions:
+        return self._options
+
+    def end_profiling(self) -> str:
+        """Write the per-node timings as a Chrome trace; returns the file's path."""
+        if self._profiler is None:
+            raise InvalidArgument("profiling is off: create the session with enable_profiling=True")
+        return self._profiler.write()
+
+    @property
+    def profiler(self) -> Profiler | None:
+        return self._profiler
+
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, object], run_options: object = None) -> list:
         """Compute ``output_names`` (None: all outputs) from the feeds."""
         env = dict(self._plan.constants)
         env.update(self._validate(input_feed))
-        outputs = self._plan.run(env)
+        self._runs += 1
+        if self._threads is not None:
+            with self._threads(limits=self._options.intra_op_num_threads):
+                outputs = self._plan.run(env, self._profiler, self._runs)
+        else:
+            outputs = self._plan.run(env, self._profiler, self._runs)
         if output_names is None:
             return outputs
         by_name = dict(zip(self._plan.outputs, outputs))
@@ -115,6 +145,30 @@ class InferenceSession:
         if missing:
             raise InvalidArgument(f"missing input(s) {missing}: every model input needs a value")
         return {name: _check_value(declared[name], value) for name, value in feeds.items()}
+
+
+def _optimized(model: Model, owned: bool) -> Model:
+    """The model after ferry's passes; a caller's Model object is copied first, not changed."""
+    from ferry.format import model_from_bytes, model_to_bytes
+    from ferry.passes import optimize
+
+    if not owned:
+        if any(getattr(v.const_value, "location", None) for v in model.graph.initializers.values()):
+            return model  # external weights: copying would read them all; run as given
+        model = model_from_bytes(model_to_bytes(model))
+    return optimize(model)
+
+
+def _thread_limiter(threads: int):
+    if not threads:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise InvalidArgument(
+            "SessionOptions.intra_op_num_threads needs the threadpoolctl package (pip install threadpoolctl)"
+        ) from None
+    return threadpool_limits
 
 
 def _check_value(value: Value, data: object) -> object:

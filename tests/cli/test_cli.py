@@ -95,6 +95,8 @@ def test_bench_prints_percentiles_and_compares(model_path):
     assert "ferry " in result.stdout and "p50" in result.stdout and "p99" in result.stdout
     assert "onnxruntime" in result.stdout and "ferry / onnxruntime (p50):" in result.stdout
     assert "[" in result.stderr  # the progress bar
+    result = ferry_cli("bench", model_path, "--runs", 3, "--warmup", 0, "--dim", "batch=2", "--profile")
+    assert result.returncode == 0 and "top nodes" in result.stdout and "Relu" in result.stdout
 
 
 @pytest.mark.parametrize(

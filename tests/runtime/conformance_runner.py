@@ -7,6 +7,7 @@ import pathlib
 import onnx
 
 import ferry
+import ferry.runtime
 from ferry import ir
 from tests.conformance_data import Case, data_files, light_inputs
 from tests.oracle import assert_similar, to_ferry_array
@@ -22,8 +23,12 @@ def _load_value(path: pathlib.Path, type_: ir.Type | None):
     return ferry.load_tensor(path)
 
 
-def run_case(case: Case) -> None:
-    session = ferry.InferenceSession(case.model_path)
+def run_case(case: Case, *, optimized: bool = True) -> None:
+    """Run ``case`` through a session with ferry's graph optimizations on (the default) or off."""
+    options = ferry.runtime.SessionOptions()
+    if not optimized:
+        options.graph_optimization_level = ferry.runtime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ferry.InferenceSession(case.model_path, options)
     graph = session.model.graph
     inputs = [v for v in graph.inputs if v.name not in graph.initializers]
     if case.suite == "light":

@@ -39,7 +39,12 @@ def _params(suite):
 
 @pytest.mark.parametrize("case", [p for suite in SUITES for p in _params(suite)])
 def test_conformance(case: Case) -> None:
-    run_case(case)
+    run_case(case)  # with ferry's graph optimizations, the session's default
+
+
+@pytest.mark.parametrize("case", [p for suite in SUITES for p in _params(suite)])
+def test_conformance_unoptimized(case: Case) -> None:
+    run_case(case, optimized=False)
 
 
 def test_skip_list_names_real_cases():
