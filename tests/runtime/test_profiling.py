@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_profiling_writes_a_chrome_trace(tmp_path, monkeypatch):
     session = ferry.InferenceSession(_model(), options, enable_profiling=True)
     for _ in range(3):
         session.run(None, {"x": np.array([-1, 2], np.float32)})
-    events = json.loads(open(session.end_profiling()).read())
+    events = json.loads(pathlib.Path(session.end_profiling()).read_text())
     assert len(events) == 6 and {e["name"] for e in events} == {"copy", "relu"}
     assert all(e["ph"] == "X" and e["dur"] >= 0 and e["args"]["op_name"] in ("Identity", "Relu") for e in events)
     (name, op, total_ms, calls), _ = session.profiler.top_nodes(2)
