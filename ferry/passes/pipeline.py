@@ -52,10 +52,13 @@ def optimize(
     order, round after round, until a round changes nothing or ``max_iterations`` rounds
     have run. ``stats``, when given, receives each pass's rewrite count (added to what
     it already holds).
+
+    A model using ``ai.onnx.preview.training`` operators is left as it is: ``Gradient``
+    names the values it differentiates in attributes, which the passes cannot see as uses.
     """
     if level not in (0, 1):
         raise InvalidArgument(f"optimization level must be 0 or 1, got {level!r}")
-    if level == 0:
+    if level == 0 or _names_values_in_attributes(model):
         return model
     passes = list(passes) if passes is not None else standard_passes()
     for _ in range(max_iterations):
@@ -68,3 +71,11 @@ def optimize(
         if not changed:
             break
     return model
+
+
+def _names_values_in_attributes(model: Model) -> bool:
+    return any(
+        node.domain == "ai.onnx.preview.training"
+        for graph in model.all_graphs()
+        for node in graph
+    )
