@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.ir import Model
-from ferry.passes._context import Context
+from ferry.ir import Model, Node
+from ferry.passes._context import Context, is_standard
 
-__all__ = ["Pass", "PassResult"]
+__all__ = ["NodeRewritePass", "Pass", "PassResult"]
 
 
 @dataclass
@@ -39,3 +39,25 @@ class Pass:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class NodeRewritePass(Pass):
+    """A pass that visits every standard node whose op type is in ``op_types`` (in every
+    graph, subgraphs included, at opset ``min_opset`` or later) and rewrites it in place."""
+
+    op_types: frozenset[str] = frozenset()
+    min_opset: int = 1
+
+    def run(self, context: Context) -> int:
+        if context.opset < self.min_opset:
+            return 0
+        rewrites = 0
+        for graph in context.graphs:
+            for node in graph:  # a snapshot: earlier rewrites may have removed this node
+                if node.op_type in self.op_types and is_standard(node) and node.graph is graph:
+                    rewrites += self.rewrite(context, node)
+        return rewrites
+
+    def rewrite(self, context: Context, node: Node) -> int:
+        """Rewrite ``node`` if the pass applies; return 1 if it did, else 0."""
+        raise NotImplementedError

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from ferry.ir import DataType, Node, Value
 from ferry.ir.dtypes import from_numpy_dtype
-from ferry.passes._context import Context, is_standard
-from ferry.passes.base import Pass
+from ferry.passes._context import Context
+from ferry.passes.base import NodeRewritePass
 
 __all__ = ["FuseMatMulAdd"]
 
 _GEMM_TYPES = (DataType.FLOAT16, DataType.FLOAT, DataType.DOUBLE)
 
 
-class FuseMatMulAdd(Pass):
+class FuseMatMulAdd(NodeRewritePass):
     """Rewrite ``Add(MatMul(A, B), C)`` (either Add operand order) as ``Gemm(A, B, C)``
     when, from opset 7 on (multidirectional Add, unidirectional Gemm C):
 
@@ -27,15 +27,11 @@ class FuseMatMulAdd(Pass):
 
     name = "fuse-matmul-add"
 
-    def run(self, context: Context) -> int:
-        if context.opset < 7:
-            return 0
-        fused = 0
-        for graph in context.graphs:
-            for node in graph:
-                if node.op_type == "Add" and is_standard(node) and len(node.inputs) == 2:
-                    fused += _fuse(context, node)
-        return fused
+    op_types = frozenset({"Add"})
+    min_opset = 7
+
+    def rewrite(self, context: Context, node: Node) -> int:
+        return _fuse(context, node) if len(node.inputs) == 2 else 0
 
 
 def _fuse(context: Context, add: Node) -> int:

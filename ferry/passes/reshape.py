@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ferry.ir import Node
-from ferry.passes._context import Context, is_standard
-from ferry.passes.base import Pass
+from ferry.passes._context import Context
+from ferry.passes.base import NodeRewritePass
 
 __all__ = ["FuseReshapes"]
 
 
-class FuseReshapes(Pass):
+class FuseReshapes(NodeRewritePass):
     """Rewrite ``Reshape(Reshape(x, s1), s2)`` as ``Reshape(x, s2)`` when the inner
     output has no other reader and ``s2`` is a constant whose entries do not refer to the
     intermediate shape (no 0 meaning "copy this dim", unless ``allowzero=1``); ``-1`` is
@@ -21,15 +21,11 @@ class FuseReshapes(Pass):
 
     name = "fuse-reshapes"
 
-    def run(self, context: Context) -> int:
-        if context.opset < 5:
-            return 0
-        rewrites = 0
-        for graph in context.graphs:
-            for node in graph:
-                if node.op_type == "Reshape" and is_standard(node) and node.graph is graph:
-                    rewrites += _simplify(context, node)
-        return rewrites
+    op_types = frozenset({"Reshape"})
+    min_opset = 5
+
+    def rewrite(self, context: Context, node: Node) -> int:
+        return _simplify(context, node)
 
 
 def _target(context: Context, node: Node) -> np.ndarray | None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from ferry.ir import Node
-from ferry.passes._context import Context, is_standard
-from ferry.passes.base import Pass
+from ferry.passes._context import Context
+from ferry.passes.base import NodeRewritePass
 
 __all__ = ["CancelSqueezeUnsqueeze"]
 
 _OPPOSITE = {"Squeeze": "Unsqueeze", "Unsqueeze": "Squeeze"}
 
 
-class CancelSqueezeUnsqueeze(Pass):
+class CancelSqueezeUnsqueeze(NodeRewritePass):
     """Remove ``Squeeze(Unsqueeze(x, a), a)`` and ``Unsqueeze(Squeeze(x, a), a)``:
     readers of the outer output read ``x``. Both axis lists index the same tensor (the
     larger one), so they cancel exactly when they name the same set of axes after
@@ -23,13 +23,10 @@ class CancelSqueezeUnsqueeze(Pass):
 
     name = "cancel-squeeze-unsqueeze"
 
-    def run(self, context: Context) -> int:
-        rewrites = 0
-        for graph in context.graphs:
-            for node in graph:
-                if node.op_type in _OPPOSITE and is_standard(node) and node.graph is graph:
-                    rewrites += _cancel(context, node)
-        return rewrites
+    op_types = frozenset(_OPPOSITE)
+
+    def rewrite(self, context: Context, node: Node) -> int:
+        return _cancel(context, node)
 
 
 def _axes(context: Context, node: Node) -> list[int] | None:

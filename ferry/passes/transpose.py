@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ferry.ir import Attribute, Node
-from ferry.passes._context import Context, is_standard
-from ferry.passes.base import Pass
+from ferry.passes._context import Context
+from ferry.passes.base import NodeRewritePass
 
 __all__ = ["FuseTransposes"]
 
 
-class FuseTransposes(Pass):
+class FuseTransposes(NodeRewritePass):
     """Simplify ``Transpose(Transpose(x, p1), p2)``: the composition is the single
     permutation ``p[i] = p1[p2[i]]``. When it is the identity, readers of the outer
     output read ``x`` and the outer Transpose goes (the inner one too once unused);
@@ -22,13 +22,10 @@ class FuseTransposes(Pass):
 
     name = "fuse-transposes"
 
-    def run(self, context: Context) -> int:
-        rewrites = 0
-        for graph in context.graphs:
-            for node in graph:
-                if node.op_type == "Transpose" and is_standard(node) and node.graph is graph:
-                    rewrites += _simplify(context, node)
-        return rewrites
+    op_types = frozenset({"Transpose"})
+
+    def rewrite(self, context: Context, node: Node) -> int:
+        return _simplify(context, node)
 
 
 def _perm(node: Node, rank: int) -> list[int] | None:
