@@ -138,12 +138,28 @@ def softsign(x):
 
 
 def _gelu_tanh(v: np.ndarray) -> np.ndarray:
-    inner = math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)
-    return 0.5 * v * (1 + np.tanh(inner))
+    """0.5 v (1 + tanh(sqrt(2 / pi) (v + 0.044715 v^3))) in v's dtype, in place on one buffer."""
+    y = v * v
+    y *= 0.044715
+    y += 1.0
+    y *= v
+    y *= math.sqrt(2 / math.pi)
+    np.tanh(y, out=y)
+    y += 1.0
+    y *= v
+    y *= 0.5
+    return y
 
 
 def _gelu_exact(v: np.ndarray) -> np.ndarray:
-    return (0.5 * v * (1 + erf(v / math.sqrt(2)))).astype(v.dtype)
+    """0.5 v (1 + erf(v / sqrt 2)) evaluated in float64 (erf of a float32 input uses the
+    float32-accurate pieces); the caller rounds once to the input dtype."""
+    wide = v.astype(np.float64, copy=False)
+    y = erf(wide * math.sqrt(0.5), single=v.dtype.itemsize <= 4)
+    y += 1.0
+    y *= wide
+    y *= 0.5
+    return y
 
 
 @kernel("Gelu", since=20)

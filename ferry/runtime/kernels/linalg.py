@@ -9,10 +9,29 @@ from ferry.runtime.kernels._numeric import narrow, widen
 from ferry.runtime.registry import kernel
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul, with a stack of contiguous matrices times one matrix done as a single
+    (rows, K) @ (K, N) product (one large BLAS call instead of one per matrix)."""
+    if a.ndim > 2 and b.ndim == 2 and a.size and a.flags.c_contiguous:
+        return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
+    return np.matmul(a, b)
+
+
 @kernel("MatMul", since=(1, 9, 13))
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Matrix product with numpy.matmul semantics (1-D promotion, batch broadcasting)."""
-    return narrow(np.matmul(widen(a), widen(b)), a.dtype)
+    return narrow(_product(widen(a), widen(b)), a.dtype)
+
+
+def _gemm_bias(c, shape: tuple[int, int], broadcast) -> np.ndarray:
+    """C in its compute dtype, checked to broadcast unidirectionally to the (M, N) result."""
+    c = widen(c)
+    if broadcast == 0 and c.shape != shape:
+        raise ValueError(f"Gemm with broadcast=0 expects C of shape {shape}, got {c.shape}")
+    try:
+        return np.broadcast_to(c, shape)
+    except ValueError:
+        raise ValueError(f"Gemm: C of shape {c.shape} does not broadcast to {shape}") from None
 
 
 @kernel("Gemm", since=(1, 6, 7, 9, 11, 13))
@@ -23,19 +42,14 @@ def gemm(a, b, c=None, *, alpha, beta, transA, transB, broadcast=None) -> np.nda
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"Gemm expects 2-D A and B, got shapes {a.shape} and {b.shape}")
     y = np.matmul(a.T if transA else a, b.T if transB else b)
+    in_place = y.dtype.kind == "f"  # y is fresh: scale and add into it
     if alpha != 1.0:
-        y = y * alpha
+        y = np.multiply(y, alpha, out=y if in_place else None)
     if c is not None and beta != 0.0:
-        c = widen(c)
-        if broadcast == 0 and c.shape != y.shape:
-            raise ValueError(f"Gemm with broadcast=0 expects C of shape {y.shape}, got {c.shape}")
-        try:
-            c = np.broadcast_to(c, y.shape)
-        except ValueError:
-            raise ValueError(
-                f"Gemm: C of shape {c.shape} does not broadcast to {y.shape}"
-            ) from None
-        y = y + (c * beta if beta != 1.0 else c)
+        c = _gemm_bias(c, y.shape, broadcast)
+        if beta != 1.0:
+            c = c * beta
+        y = np.add(y, c, out=y if in_place and c.dtype == y.dtype else None)
     return narrow(y, dtype)
 
 

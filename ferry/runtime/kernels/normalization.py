@@ -100,13 +100,23 @@ def layer_norm(x, scale, b=None, *, axis, epsilon, stash_type):
     """Normalize over axes [axis, rank) in stash_type precision; also returns Mean, InvStdDev."""
     axes = _trailing_axes(x.ndim, axis)
     stash = _stash_dtype(stash_type, x.dtype)
-    xs = x.astype(stash)
-    mean = xs.mean(axis=axes, keepdims=True)
-    inv_std = 1 / np.sqrt(((xs - mean) ** 2).mean(axis=axes, keepdims=True) + epsilon)
-    y = ((xs - mean) * inv_std).astype(x.dtype) * scale
+    stats_shape = x.shape[: axes[0]] + (1,) * len(axes)
+    # The normalized axes are trailing: view them as one contiguous row per statistic.
+    count = int(np.prod(x.shape[axes[0]:], dtype=np.int64))
+    rows = x.astype(stash, copy=False).reshape(int(np.prod(stats_shape, dtype=np.int64)), count)
+    mean = rows.mean(axis=1, keepdims=True)
+    centered = rows - mean
+    variance = np.einsum("ij,ij->i", centered, centered)[:, None]
+    variance /= max(count, 1)
+    variance += epsilon
+    inv_std = np.sqrt(variance, out=variance)
+    np.reciprocal(inv_std, out=inv_std)
+    centered *= inv_std
+    y = centered.reshape(x.shape).astype(x.dtype, copy=False)
+    y *= scale
     if b is not None:
-        y = y + b
-    return y.astype(x.dtype), mean, inv_std.astype(stash)
+        y += b
+    return y, mean.reshape(stats_shape), inv_std.reshape(stats_shape)
 
 
 @kernel("RMSNormalization", since=23)

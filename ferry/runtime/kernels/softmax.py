@@ -65,6 +65,11 @@ def _apply(op: str, x, axis: int, coerce_2d: bool, fn: Callable) -> np.ndarray:
 
 
 def _softmax(v: np.ndarray, axis: int, p: _Precision) -> np.ndarray:
+    if not p.reduced:  # float32/float64: in place on one fresh buffer
+        e = np.subtract(v, np.max(v, axis=axis, keepdims=True))
+        np.exp(e, out=e)
+        e /= np.sum(e, axis=axis, keepdims=True)
+        return e
     e = p.round(np.exp(p.round(v - np.max(v, axis=axis, keepdims=True))))
     return e / p.sum(e, axis)
 
