@@ -1,4 +1,8 @@
-"""Recurrent layers: RNN, GRU and LSTM (all versions), stepping over time with one matmul a step."""
+"""Recurrent layers: RNN, GRU and LSTM (all versions).
+
+The input projection X W^T + bias is one matmul over all time steps; the time loop then does
+one H R^T matmul per step into preallocated buffers and applies the gates in place.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ import numpy as np
 
 from ferry.runtime.registry import kernel
 
-Activation = Callable[[np.ndarray], np.ndarray]
+Activation = Callable[[np.ndarray], None]  # overwrites its argument with the activation
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0, -x)).astype(x.dtype)
+def _sigmoid_(x: np.ndarray) -> None:
+    """Logistic sigmoid, in place: 1 / (1 + exp(-x))."""
+    np.negative(x, out=x)
+    np.exp(x, out=x)  # overflow to inf gives the correct limit 0 (warning silenced by the scan)
+    x += 1
+    np.reciprocal(x, out=x)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -23,7 +31,7 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 _ACTIVATIONS: dict[str, tuple[Callable, float | None, float | None]] = {
     "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
     "tanh": (lambda x, a, b: np.tanh(x), None, None),
-    "sigmoid": (lambda x, a, b: _sigmoid(x), None, None),
+    "sigmoid": (lambda x, a, b: 1 / (1 + np.exp(-x)), None, None),
     "affine": (lambda x, a, b: a * x + b, 1.0, 0.0),
     "leakyrelu": (lambda x, a, b: np.where(x >= 0, x, a * x), 0.01, None),
     "thresholdedrelu": (lambda x, a, b: np.where(x > a, x, 0), 1.0, None),
@@ -34,6 +42,26 @@ _ACTIVATIONS: dict[str, tuple[Callable, float | None, float | None]] = {
     "softplus": (lambda x, a, b: _softplus(x), None, None),
 }
 
+# In-place versions of the parameterless activations used by default.
+_IN_PLACE: dict[str, Activation] = {
+    "sigmoid": _sigmoid_,
+    "tanh": lambda x: np.tanh(x, out=x),
+    "relu": lambda x: np.maximum(x, 0, out=x),
+}
+
+
+def _in_place(name: str, alpha: float | None, beta: float | None) -> Activation:
+    """The activation ``name`` as a function overwriting its argument."""
+    key = name.lower()
+    if key in _IN_PLACE:
+        return _IN_PLACE[key]
+    fn = _ACTIVATIONS[key][0]
+
+    def apply(x: np.ndarray) -> None:
+        x[...] = fn(x, alpha, beta)
+
+    return apply
+
 
 def _activation_functions(
     names: Sequence[str] | None,
@@ -42,7 +70,7 @@ def _activation_functions(
     defaults: Sequence[str],
     num_directions: int,
 ) -> list[list[Activation]]:
-    """One list of activation callables per direction; alpha/beta values are consumed in order."""
+    """One list of in-place activations per direction; alpha/beta values are consumed in order."""
     per_direction = len(defaults)
     names = list(names) if names else list(defaults) * num_directions
     if len(names) < per_direction * num_directions:
@@ -55,12 +83,12 @@ def _activation_functions(
     functions: list[Activation] = []
     for name in names:
         try:
-            fn, default_alpha, default_beta = _ACTIVATIONS[name.lower()]
+            _, default_alpha, default_beta = _ACTIVATIONS[name.lower()]
         except KeyError:
             raise ValueError(f"unsupported recurrent activation {name!r}") from None
         alpha = next(alpha_iter, default_alpha) if default_alpha is not None else None
         beta = next(beta_iter, default_beta) if default_beta is not None else None
-        functions.append(lambda x, fn=fn, a=alpha, b=beta: np.asarray(fn(x, a, b), x.dtype))
+        functions.append(_in_place(name, alpha, beta))
     return [
         functions[d * per_direction : (d + 1) * per_direction] for d in range(num_directions)
     ]
@@ -81,29 +109,52 @@ def _compute_dtype(x: np.ndarray) -> np.dtype:
     return np.promote_types(x.dtype, np.float32)
 
 
-def _scan(xw, states, lengths, reverse: bool, cell):
-    """Run ``cell(xw_t, states) -> states`` over time; padded steps keep state and output 0."""
-    steps = xw.shape[0]
-    ys = np.zeros((steps, *states[0].shape), states[0].dtype)
-    for t in range(steps - 1, -1, -1) if reverse else range(steps):
-        new = cell(xw[t], states)
-        active = (t < lengths)[:, None]
-        states = tuple(np.where(active, n, s) for n, s in zip(new, states, strict=True))
-        ys[t] = np.where(active, states[0], 0)
-    return ys, states
-
-
 def _clipper(clip: float | None) -> Activation:
+    """In-place clipping of gate pre-activations (a no-op without ``clip``)."""
     if clip is None:
-        return lambda x: x
-    return lambda x: np.clip(x, -clip, clip)
+        return lambda x: None
+    return lambda x: np.clip(x, -clip, clip, out=x)
 
 
-def _run_layer(x, w, r, b, lengths, initial, *, layout, direction, hidden_size, make_cell):
-    """Shared driver: layout handling, one scan per direction, output assembly.
+def _gated(act: Activation, clip: Activation) -> Activation:
+    """Clip, then activate, in place."""
+    def apply(x: np.ndarray) -> None:
+        clip(x)
+        act(x)
 
-    ``initial`` lists the optional initial states (h, then c for LSTM). ``make_cell(d, r_d,
-    b_d, dtype)`` returns (bias added to X W^T, cell callable) for direction ``d``.
+    return apply
+
+
+def _scan(xw, states, lengths, reverse: bool, step, y) -> tuple[np.ndarray, ...]:
+    """Run ``step(xw_t, states, new_states)`` over time, writing H into ``y`` ([T, B, H]).
+
+    Padded steps (t >= length of a batch row) keep the state and output 0 (``y`` starts
+    zeroed). ``states`` are owned buffers, reused as scratch; returns the final states.
+    """
+    steps = xw.shape[0]
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    masked = bool(np.any(lengths < steps))
+    scratch = tuple(np.empty_like(s) for s in states)
+    with np.errstate(over="ignore"):
+        for t in order:
+            if masked:
+                step(xw[t], states, scratch)
+                active = (t < lengths)[:, None]
+                for s, n in zip(states, scratch, strict=True):
+                    np.copyto(s, n, where=active)
+                np.copyto(y[t], scratch[0], where=active)
+            else:  # H is written straight into Y; the other states alternate buffers
+                new = (y[t], *scratch[1:])
+                step(xw[t], states, new)
+                states, scratch = new, (scratch[0], *states[1:])
+    return states
+
+
+def _run_layer(x, w, r, b, lengths, initial, *, layout, direction, hidden_size, make_step):
+    """Shared driver: layout handling, input projection, one scan per direction, outputs.
+
+    ``initial`` lists the optional initial states (h, then c for LSTM). ``make_step(d, r_d,
+    b_d, batch)`` returns (bias added to X W^T, step function) for direction ``d``.
     """
     out_dtype, dtype = x.dtype, _compute_dtype(x)
     if layout:
@@ -112,24 +163,25 @@ def _run_layer(x, w, r, b, lengths, initial, *, layout, direction, hidden_size, 
     steps, batch = x.shape[0], x.shape[1]
     hidden = hidden_size if hidden_size else r.shape[-1]
     lengths = np.full(batch, steps) if lengths is None else np.asarray(lengths, np.int64)
-    x = x.astype(dtype)
-    ys, finals = [], []
-    for d, reverse in enumerate(_directions(direction)):
-        b_d = None if b is None else b[d].astype(dtype)
-        bias, cell = make_cell(d, r[d].astype(dtype), b_d, dtype)
-        xw = x @ w[d].astype(dtype).T + bias
+    x2 = x.reshape(steps * batch, x.shape[-1]).astype(dtype, copy=False)
+    reverses = _directions(direction)
+    y = np.zeros((steps, len(reverses), batch, hidden), dtype)
+    finals = []
+    for d, reverse in enumerate(reverses):
+        b_d = None if b is None else b[d].astype(dtype, copy=False)
+        bias, step = make_step(d, r[d].astype(dtype, copy=False), b_d, batch)
+        xw = x2 @ w[d].astype(dtype, copy=False).T
+        xw += bias
+        xw = xw.reshape(steps, batch, xw.shape[-1])
         states = tuple(
             np.zeros((batch, hidden), dtype) if s is None else s[d].astype(dtype) for s in initial
         )
-        y, states = _scan(xw, states, lengths, reverse, cell)
-        ys.append(y)
-        finals.append(states)
-    y = np.stack(ys, axis=1)  # [T, D, B, H]
+        finals.append(_scan(xw, states, lengths, reverse, step, y[:, d]))
     outs = [np.stack([f[i] for f in finals]) for i in range(len(initial))]  # [D, B, H]
     if layout:
         y = np.transpose(y, (2, 0, 1, 3))
         outs = [np.swapaxes(o, 0, 1) for o in outs]
-    return tuple(o.astype(out_dtype) for o in [y, *outs])
+    return tuple(o.astype(out_dtype, copy=False) for o in [y, *outs])
 
 
 def _summed_bias(b: np.ndarray | None, dtype) -> np.ndarray:
@@ -157,14 +209,57 @@ def rnn(
     )
     clipped = _clipper(clip)
 
-    def make_cell(d, r, b, dtype):
-        (f,) = funcs[d]
-        return _summed_bias(b, dtype), lambda xw, s: (f(clipped(xw + s[0] @ r.T)),)
+    def make_step(d, r, b, batch):
+        f = _gated(funcs[d][0], clipped)
+        rt = r.T  # BLAS reads the transpose in place
+
+        def step(xw, states, new):
+            h_new = new[0]
+            np.matmul(states[0], rt, out=h_new)
+            h_new += xw
+            f(h_new)
+
+        return _summed_bias(b, r.dtype), step
 
     return _run_layer(
         X, W, R, B, sequence_lens, [initial_h], layout=_check_layout(layout),
-        direction=direction, hidden_size=hidden_size, make_cell=make_cell,
+        direction=direction, hidden_size=hidden_size, make_step=make_step,
     )
+
+
+def _gru_step(r, rb_h, batch, f: Activation, g: Activation, linear_before_reset):
+    """The GRU step on preallocated buffers (``rb_h`` is only used with linear_before_reset)."""
+    hid, dtype = r.shape[-1], r.dtype
+    zr, cand = np.empty((batch, 2 * hid), dtype), np.empty((batch, hid), dtype)
+    z, reset = zr[:, :hid], zr[:, hid:]
+    if linear_before_reset:  # one H R^T product a step
+        rt, hr = r.T, np.empty((batch, 3 * hid), dtype)
+        hr_zr, hr_h = hr[:, : 2 * hid], hr[:, 2 * hid :]
+    else:  # H R_zr^T, then (reset * H) R_h^T
+        rt_zr, rt_h = r[: 2 * hid].T, r[2 * hid :].T
+        tmp = np.empty((batch, hid), dtype)
+
+    def step(xw, states, new):
+        (h,), (h_new,) = states, new
+        if linear_before_reset:
+            np.matmul(h, rt, out=hr)
+            np.add(hr_zr, xw[:, : 2 * hid], out=zr)
+            f(zr)
+            np.add(hr_h, rb_h, out=hr_h)
+            np.multiply(hr_h, reset, out=cand)
+        else:
+            np.matmul(h, rt_zr, out=zr)
+            np.add(zr, xw[:, : 2 * hid], out=zr)
+            f(zr)
+            np.multiply(reset, h, out=tmp)
+            np.matmul(tmp, rt_h, out=cand)
+        np.add(cand, xw[:, 2 * hid :], out=cand)
+        g(cand)
+        np.subtract(h, cand, out=h_new)  # H = (1 - z) * cand + z * H = cand + z * (H - cand)
+        h_new *= z
+        h_new += cand
+
+    return step
 
 
 @kernel("GRU", since=(1, 3, 7, 14, 22))
@@ -180,31 +275,63 @@ def gru(
     )
     clipped = _clipper(clip)
 
-    def make_cell(d, r, b, dtype):
-        f, g = funcs[d]
+    def make_step(d, r, b, batch):
+        f, g = (_gated(a, clipped) for a in funcs[d])
         hid = r.shape[-1]
         if b is None:
-            b = np.zeros(6 * hid, dtype)
+            b = np.zeros(6 * hid, r.dtype)
         wb, rb = b[: 3 * hid], b[3 * hid :]
-        r_zr, r_h, rb_h = r[: 2 * hid], r[2 * hid :], rb[2 * hid :]
-        bias = wb + np.concatenate([rb[: 2 * hid], np.zeros(hid, dtype)])
-
-        def cell(xw, s):
-            (h,) = s
-            zr = f(clipped(xw[:, : 2 * hid] + h @ r_zr.T))
-            z, reset = zr[:, :hid], zr[:, hid:]
-            if linear_before_reset:
-                candidate = xw[:, 2 * hid :] + reset * (h @ r_h.T + rb_h)
-            else:
-                candidate = xw[:, 2 * hid :] + (reset * h) @ r_h.T + rb_h
-            return ((1 - z) * g(clipped(candidate)) + z * h,)
-
-        return bias, cell
+        bias = wb + rb
+        if linear_before_reset:  # R_h's bias is applied inside the reset product
+            bias[2 * hid :] = wb[2 * hid :]
+        step = _gru_step(r, rb[2 * hid :], batch, f, g, linear_before_reset)
+        return bias, step
 
     return _run_layer(
         X, W, R, B, sequence_lens, [initial_h], layout=_check_layout(layout),
-        direction=direction, hidden_size=hidden_size, make_cell=make_cell,
+        direction=direction, hidden_size=hidden_size, make_step=make_step,
     )
+
+
+def _lstm_step(rt, batch, f: Activation, g: Activation, h_act: Activation, peep, input_forget):
+    """The LSTM step (gates i, o, f, c) on preallocated buffers; ``f``/``g`` also clip."""
+    hid, dtype = rt.shape[0], rt.dtype
+    gates, tmp = np.empty((batch, 4 * hid), dtype), np.empty((batch, hid), dtype)
+    i, o, fg, cc = (gates[:, k * hid : (k + 1) * hid] for k in range(4))
+    ifo = gates[:, : 3 * hid]
+    joint = peep is None and not input_forget  # i, o and f activate in one call
+
+    def step(xw, states, new):
+        (h, c), (h_new, c_new) = states, new
+        np.matmul(h, rt, out=gates)
+        np.add(gates, xw, out=gates)
+        if peep is not None:
+            np.multiply(peep[0], c, out=tmp)
+            np.add(i, tmp, out=i)
+            np.multiply(peep[2], c, out=tmp)
+            np.add(fg, tmp, out=fg)
+        if joint:
+            f(ifo)
+        else:
+            f(i)
+            if input_forget:
+                np.subtract(1, i, out=fg)
+            else:
+                f(fg)
+        g(cc)
+        np.multiply(fg, c, out=c_new)
+        np.multiply(i, cc, out=tmp)
+        c_new += tmp
+        if not joint:
+            if peep is not None:
+                np.multiply(peep[1], c_new, out=tmp)
+                np.add(o, tmp, out=o)
+            f(o)
+        np.copyto(tmp, c_new)
+        h_act(tmp)
+        np.multiply(o, tmp, out=h_new)
+
+    return step
 
 
 @kernel("LSTM", since=(1, 7, 14, 22))
@@ -220,23 +347,16 @@ def lstm(
     )
     clipped = _clipper(clip)
 
-    def make_cell(d, r, b, dtype):
+    def make_step(d, r, b, batch):
         f, g, h_act = funcs[d]
         hid = r.shape[-1]
-        p = np.zeros((3, hid), dtype) if P is None else P[d].astype(dtype).reshape(3, hid)
-
-        def cell(xw, s):
-            h, c = s
-            gates = xw + h @ r.T
-            i = f(clipped(gates[:, :hid] + p[0] * c))
-            forget = 1 - i if input_forget else f(clipped(gates[:, 2 * hid : 3 * hid] + p[2] * c))
-            c_new = forget * c + i * g(clipped(gates[:, 3 * hid :]))
-            o = f(clipped(gates[:, hid : 2 * hid] + p[1] * c_new))
-            return o * h_act(c_new), c_new
-
-        return _summed_bias(b, dtype), cell
+        peep = None if P is None else P[d].astype(r.dtype, copy=False).reshape(3, hid)
+        step = _lstm_step(
+            r.T, batch, _gated(f, clipped), _gated(g, clipped), h_act, peep, input_forget
+        )
+        return _summed_bias(b, r.dtype), step
 
     return _run_layer(
         X, W, R, B, sequence_lens, [initial_h, initial_c], layout=_check_layout(layout),
-        direction=direction, hidden_size=hidden_size, make_cell=make_cell,
+        direction=direction, hidden_size=hidden_size, make_step=make_step,
     )
