@@ -2,20 +2,22 @@
 
 ``geometry`` resolves the ONNX window attributes (kernel_shape, strides, dilations,
 pads, auto_pad, ceil_mode) into explicit per-axis numbers and the output size;
-``windows`` returns a strided view of every window of a padded input, and
-``coverage`` counts how many cells of each window fall inside the input (or the
+``windows`` returns a strided view of every window of a padded input, ``taps``
+yields one strided view per kernel tap (for running reductions), and ``coverage`` counts how many cells of each window fall inside the input (or the
 explicitly padded input).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["Window", "geometry", "windows", "coverage", "spatial_params"]
+__all__ = ["Window", "geometry", "windows", "taps", "tap_view", "padded", "coverage",
+           "spatial_params"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -105,16 +107,55 @@ def _pad_width(in_shape: Sequence[int], w: Window) -> list[tuple[int, int]]:
     return widths
 
 
+def padded(x: np.ndarray, w: Window, fill=0, buf: np.ndarray | None = None) -> np.ndarray:
+    """``x`` padded on its trailing spatial axes so that every window fits (``x`` if none).
+
+    ``buf``, a previous result for inputs of the same shape, is reused: only its interior
+    is overwritten.
+    """
+    rank = len(w.kernel)
+    lead = x.ndim - rank
+    widths = _pad_width(x.shape[lead:], w)
+    if not any(b or e for b, e in widths):
+        return x
+    inner = tuple(slice(b, b + n) for n, (b, _) in zip(x.shape[lead:], widths, strict=True))
+    if buf is not None:
+        buf[(Ellipsis, *inner)] = x
+        return buf
+    shape = (*x.shape[:lead], *(n + b + e for n, (b, e) in zip(x.shape[lead:], widths,
+                                                                  strict=True)))
+    out = np.empty(shape, dtype=x.dtype)
+    out[(Ellipsis, *inner)] = x
+    for d, (b, e) in enumerate(widths):  # fill only the border slabs
+        axis = lead + d
+        if b:
+            out[(slice(None),) * axis + (slice(0, b),)] = fill
+        if e:
+            out[(slice(None),) * axis + (slice(shape[axis] - e, None),)] = fill
+    return out
+
+
+def tap_view(xp: np.ndarray, w: Window, tap: Sequence[int]) -> np.ndarray:
+    """Strided view ``(*lead, *w.out)`` of the padded ``xp`` at kernel position ``tap``."""
+    index = tuple(slice(t * d, t * d + (o - 1) * s + 1 if o else t * d, s)
+                  for t, d, o, s in zip(tap, w.dilations, w.out, w.strides, strict=True))
+    return xp[(Ellipsis, *index)]
+
+
+def taps(x: np.ndarray, w: Window, fill=0) -> Iterator[np.ndarray]:
+    """One view ``(*lead, *w.out)`` per kernel tap of ``x`` padded with ``fill``."""
+    xp = padded(x, w, fill)
+    for tap in itertools.product(*(range(k) for k in w.kernel)):
+        yield tap_view(xp, w, tap)
+
+
 def windows(x: np.ndarray, w: Window, fill=0) -> np.ndarray:
     """View of shape ``(*lead, *w.out, *w.kernel)`` over ``x`` padded with ``fill``.
 
     The last ``len(w.kernel)`` axes of ``x`` are spatial; the leading ones are kept.
     """
-    rank = len(w.kernel)
-    lead = x.ndim - rank
-    widths = _pad_width(x.shape[lead:], w)
-    if any(b or e for b, e in widths):
-        x = np.pad(x, [(0, 0)] * lead + widths, mode="constant", constant_values=fill)
+    lead = x.ndim - len(w.kernel)
+    x = padded(x, w, fill)
     view = sliding_window_view(x, w.extent, axis=tuple(range(lead, x.ndim)))
     index = [slice(None)] * lead
     index += [slice(0, (o - 1) * s + 1 if o else 0, s)
@@ -130,5 +171,5 @@ def coverage(in_shape: Sequence[int], w: Window, include_pad: bool) -> np.ndarra
         inside = np.pad(inside, list(zip(w.pads_begin, w.pads_end, strict=True)), constant_values=1)
         shifted = Window(w.kernel, w.strides, w.dilations, (0,) * len(w.kernel),
                          (0,) * len(w.kernel), w.out)
-        return windows(inside, shifted, 0).sum(axis=tuple(range(-len(w.kernel), 0)))
-    return windows(inside, w, 0).sum(axis=tuple(range(-len(w.kernel), 0)))
+        return sum(taps(inside, shifted, 0))
+    return sum(taps(inside, w, 0))

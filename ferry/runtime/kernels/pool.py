@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferry.runtime.kernels._window import Window, coverage, geometry, spatial_params, windows
+from ferry.runtime.kernels._window import (
+    Window,
+    coverage,
+    geometry,
+    padded,
+    spatial_params,
+    tap_view,
+    windows,
+)
 from ferry.runtime.registry import kernel
 
 
@@ -26,6 +34,32 @@ def _kernel_axes(win: Window) -> tuple[int, ...]:
     return tuple(range(-len(win.kernel), 0))
 
 
+_BLOCK_BYTES = 1 << 20  # input planes reduced together, sized to stay in cache
+
+
+def _running(x: np.ndarray, win: Window, fill, op) -> np.ndarray:
+    """Reduce the windows with ``op`` (a binary ufunc) one kernel tap at a time.
+
+    Planes (the leading axes) go in cache-sized blocks through one reused padded buffer.
+    """
+    rank = len(win.kernel)
+    planes = x.reshape(-1, *x.shape[x.ndim - rank:])
+    out = np.empty((planes.shape[0], *win.out), dtype=x.dtype)
+    step = max(1, _BLOCK_BYTES // max(1, planes[:1].nbytes))
+    buf = None
+    for b0 in range(0, planes.shape[0], step):
+        block = planes[b0:b0 + step]
+        if buf is not None and len(buf) != len(block):
+            buf = buf[: len(block)]
+        buf = padded(block, win, fill, buf)
+        acc = out[b0:b0 + step]
+        views = (tap_view(buf, win, tap) for tap in np.ndindex(*win.kernel))
+        np.copyto(acc, next(views))
+        for view in views:
+            op(acc, view, out=acc)
+    return out.reshape(*x.shape[:x.ndim - rank], *win.out)
+
+
 def _lowest(dtype: np.dtype):
     return np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else -np.inf
 
@@ -36,9 +70,10 @@ def average_pool(x, *, auto_pad, kernel_shape, pads, strides, count_include_pad=
     """Mean over each window; padding counts only when count_include_pad is set."""
     win = _pool_window(x, kernel_shape, strides, pads, auto_pad, ceil_mode, dilations)
     ctype = _float_dtype(x.dtype)
-    total = windows(x.astype(ctype, copy=False), win, 0).sum(axis=_kernel_axes(win))
+    total = _running(x.astype(ctype, copy=False), win, 0, np.add)
     count = coverage(x.shape[2:], win, bool(count_include_pad))
-    return (total / count.astype(ctype)).astype(x.dtype, copy=False)
+    total /= count.astype(ctype)
+    return total.astype(x.dtype, copy=False)
 
 
 @kernel("LpPool", since=(1, 2, 11, 18, 22))
@@ -55,10 +90,10 @@ def max_pool(x, *, auto_pad, kernel_shape, pads, strides, ceil_mode=None, dilati
              storage_order=None, _num_outputs):
     """Max over each window; optional flat Indices (row- or column-major per storage_order)."""
     win = _pool_window(x, kernel_shape, strides, pads, auto_pad, ceil_mode, dilations)
+    if _num_outputs < 2:
+        return _running(x, win, _lowest(x.dtype), np.maximum)
     view = windows(x, win, _lowest(x.dtype))
     y = view.max(axis=_kernel_axes(win))
-    if _num_outputs < 2:
-        return y
     return y, _argmax_indices(x.shape, view, y, win, storage_order or 0)
 
 
