@@ -72,9 +72,8 @@ def latency(results: dict) -> list[str]:
         "## Latency (ms, median / p90 per call)", "",
         "(T) = the file from `torch.onnx.export`, (F) = the file from `ferry.export`. "
         "Ratios are of medians. `rounds` = timed round-robin rounds (each engine once per round). "
-        "`others` = cores used by other processes, sampled in the gaps between calls "
-        "(`own` = this process's leftover CPU in those gaps: worker threads still spinning).", "",
-        "| model | batch | " + " | ".join(SHORT) + " | ferry/ORT (T) | ferry/ORT (F) | rounds | others / own |",
+        "`others` = cores used by other processes, sampled in the pauses between calls.", "",
+        "| model | batch | " + " | ".join(SHORT) + " | ferry/ORT (T) | ferry/ORT (F) | rounds | others |",
         "|---|---:|" + "---:|" * len(SHORT) + "---:|---:|---:|---:|",
     ]
     for record in results["models"].values():
@@ -86,9 +85,26 @@ def latency(results: dict) -> list[str]:
                 f"| {record['title']} | {batch} | " + " | ".join(cells)
                 + f" | {_ratio(engines.get(LABELS[0]), engines.get(LABELS[2]))}"
                 + f" | {_ratio(engines.get(LABELS[1]), engines.get(LABELS[3]))}"
-                + f" | {rounds} | {_cores(timing.get('other_cores'))} / {_cores(timing.get('own_cores_in_gaps'))} |"
+                + f" | {rounds} | {_cores(timing.get('other_cores'))} |"
             )
     return lines
+
+
+def spinning(results: dict) -> list[str]:
+    rows = []
+    for record in results["models"].values():
+        for batch, timing in record["batches"].items():
+            values = [timing["engines"].get(label, {}).get("settle_ms") for label in LABELS]
+            if any(v is not None for v in values):
+                rows.append(f"| {record['title']} | {batch} | "
+                            + " | ".join("-" if v is None else f"{v:.0f}" for v in values) + " |")
+    if not rows:
+        return []
+    return ["## Pause after each call (ms, median)", "",
+            "How long after a call this process kept using CPU (worker threads spinning before "
+            "they sleep), i.e. how long the harness waited before the next engine's call "
+            "(at least --gap, at most 500 ms).", "",
+            "| model | batch | " + " | ".join(SHORT) + " |", "|---|---:|" + "---:|" * len(SHORT), *rows]
 
 
 def _seconds(value) -> str:
@@ -195,8 +211,9 @@ def profiles(results: dict) -> list[str]:
             file = "torch.onnx file" if kind == "torch" else "ferry file"
             lines += [
                 f"### {record['title']}, {file}, batch {batch or 1}", "",
-                f"{prof['steps']} steps; run {ms(prof['wall_ms'])} ms = kernels {ms(prof['kernel_ms'])} ms "
-                f"+ outside kernels {ms(prof['overhead_ms'])} ms (median of {prof['runs']}).", "",
+                f"{prof['steps']} steps; run {ms(prof['wall_ms'])} ms (median of {prof['runs']}); kernels "
+                f"{ms(prof['kernel_ms'])} ms (sum of per-step medians); outside kernels "
+                f"{ms(prof['overhead_ms'])} ms (median over runs of run time minus its kernel time).", "",
                 "| op | nodes | ms | share of kernel time |", "|---|---:|---:|---:|",
             ]
             for op in prof["ops"][:8]:
@@ -207,6 +224,6 @@ def profiles(results: dict) -> list[str]:
 
 
 def render(results: dict) -> str:
-    sections = [["# ferry benchmark"], latency(results), creation(results), memory(results),
+    sections = [["# ferry benchmark"], latency(results), spinning(results), creation(results), memory(results),
                 reference(results), accuracy(results), profiles(results), header(results)]
     return "\n".join("\n".join(s) + "\n" for s in sections if s)

@@ -26,6 +26,7 @@ class Engine:
     call: Callable[[], object]
     repeat: int = 1
     times: list[float] = field(default_factory=list)  # seconds per call, one per sample
+    settles: list[float] = field(default_factory=list)  # seconds its worker threads kept spinning
     error: str | None = None
     last: object = None  # the output of the last warm-up call (checked against torch)
 
@@ -39,6 +40,7 @@ class Engine:
             "min_ms": float(t.min() * 1e3),
             "samples": len(t),
             "calls_per_sample": self.repeat,
+            "settle_ms": float(np.median(self.settles) * 1e3) if self.settles else None,
         }
 
 
@@ -78,6 +80,18 @@ class Background:
         self.seconds += time.perf_counter() - wall0
         self.own += own
         self.other += max(0.0, (busy1 - busy0) / self.hz - own)
+
+    def settle(self, min_gap: float, cap: float = 0.5, step: float = 0.01) -> float:
+        """Sleep at least ``min_gap`` seconds and until this process's worker threads have
+        stopped spinning (a ``step`` during which it used under 20% of a core), at most
+        ``cap`` seconds. Returns the time slept."""
+        start = time.perf_counter()
+        while True:
+            own = self.own
+            self.sleep(step)
+            elapsed = time.perf_counter() - start
+            if (elapsed >= min_gap and self.own - own <= 0.2 * step) or elapsed >= cap:
+                return elapsed
 
     @property
     def other_cores(self) -> float | None:
@@ -129,20 +143,25 @@ def warm_up(engines: list[Engine], calls: int) -> None:
 
 
 def round_robin(engines: list[Engine], runs: int, min_runs: int, budget: float, gap: float,
-                background: Background | None = None) -> float:
+                background: Background | None = None, cap: float = 0.5) -> float:
     """Time ``runs`` rounds; each round calls every engine once, the starting engine rotating
     from round to round. Stops early (after ``min_runs`` rounds) once ``budget`` seconds
-    have passed. ``gap`` seconds of sleep separate calls so that one engine's spinning
-    worker threads (OpenBLAS, OpenMP, onnxruntime) do not eat into the next one's time;
-    ``background`` samples the machine's load during those gaps. Returns the wall time."""
+    have passed.
+
+    After every call the harness pauses at least ``gap`` seconds and until this process's
+    worker threads (OpenBLAS, OpenMP, onnxruntime) have stopped spinning (at most ``cap``
+    seconds): threads still spinning after one engine's call would slow the next engine down.
+    ``background`` samples the machine's load during those pauses. Returns the wall time."""
+    background = background or Background()
     live = [e for e in engines if e.error is None]
+    background.settle(gap, cap)
     start = time.perf_counter()
     for index in range(runs):
         shift = index % len(live) if live else 0
         for engine in live[shift:] + live[:shift]:
-            if gap:
-                (background.sleep if background is not None else time.sleep)(gap)
             engine.times.append(_once(engine))
+            if gap:
+                engine.settles.append(background.settle(gap, cap))
         if index + 1 >= min_runs and time.perf_counter() - start > budget:
             break
     return time.perf_counter() - start

@@ -70,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "rounds are done (default 40)")
     parser.add_argument("--min-runs", type=int, default=5, help="rounds always timed (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per engine (default 2)")
-    parser.add_argument("--gap", type=float, default=0.1,
-                        help="seconds of sleep before each timed call (default 0.1)")
+    parser.add_argument("--gap", type=float, default=0.02,
+                        help="pause after each timed call, in seconds (default 0.02); the pause lasts "
+                             "until this process's worker threads stop spinning, at most 0.5 s")
     parser.add_argument("--quiet", type=float, default=0.5,
                         help="before timing each (model, batch), wait while other processes use more "
                              "than this many cores (default 0.5) ...")
@@ -253,7 +254,7 @@ def time_batch(spec: Spec, batch: int, sessions: dict, ferry_paths: dict, args) 
     wall = round_robin(engines, args.runs, args.min_runs, args.budget, args.gap, background)
     result: dict[str, object] = {"wall_s": wall, "load_before": load_before, "load_after": load_average(),
                                  "quiet_check": quiet, "other_cores": background.other_cores,
-                                 "own_cores_in_gaps": background.own_cores, "engines": {}}
+                                 "own_cores_in_pauses": background.own_cores, "engines": {}}
     for engine in engines:
         summary = engine.summary()
         if engine.error is None and engine.last is not None:
