@@ -23,9 +23,12 @@ class SessionOptions:
     verified passes (:func:`ferry.optimize`) on the session's copy of the model.
     ``intra_op_num_threads``: BLAS threads while running (0: the library's default; needs
     the ``threadpoolctl`` package). ``enable_profiling``: time every node; ``end_profiling``
-    writes a Chrome trace named ``<profile_file_prefix>_<timestamp>.json``."""
+    writes a Chrome trace named ``<profile_file_prefix>_<timestamp>.json``.
+    ``enable_cpu_mem_arena``: keep freed activation memory in the process for the next run
+    (:mod:`ferry.runtime.arena`; process-wide, like onnxruntime's arena)."""
 
     graph_optimization_level: GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL
     intra_op_num_threads: int = 0
     enable_profiling: bool = False
     profile_file_prefix: str = "ferry_profile"
+    enable_cpu_mem_arena: bool = True

@@ -17,7 +17,7 @@ from ferry import opset as schemas
 from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
 from ferry.runtime.profiling import Profiler
-from ferry.runtime.registry import Kernel, lookup
+from ferry.runtime.registry import Kernel, lookup, lookup_preparer
 
 __all__ = ["GraphPlan", "Step", "compile_graph", "compile_node"]
 
@@ -34,6 +34,7 @@ class Step:
     subgraph_kwargs: tuple[str, ...] = ()
     frees: tuple[str, ...] = ()
     label: str = ""  # how profiles name the step: the node's name, else op type and position
+    kernel: Kernel | None = None  # None for model-local functions and Gradient
 
 
 @dataclass
@@ -108,8 +109,11 @@ class _Compiler:
         constants = {name: _tensor_value(v.const_value) for name, v in graph.initializers.items()}
         constants.update({s.name: s.to_dense() for s in graph.sparse_initializers if s.name})
         steps = [self.step(node, opsets, bindings) for node in graph]
+        fed = {v.name for v in graph.inputs}  # initializers that are also inputs can be fed
+        fixed = {name: value for name, value in constants.items() if name not in fed}
         for position, step in enumerate(steps):
             step.label = step.node.name or f"{step.node.op_type}_{position}"
+            _prepare(step, fixed)
         defined = {v.name for v in graph.inputs} | set(constants)
         defined |= {v.name for n in graph for v in n.outputs if v is not None}
         read = _names_read(graph)
@@ -150,6 +154,7 @@ class _Compiler:
             tuple(v.name if v is not None else None for v in node.outputs),
             bound,
             ("_run_graph",) if "_run_graph" in bound else (),
+            kernel=kernel if function is None else None,
         )
 
     def arguments(self, node: Node, kernel: Kernel, attributes: dict[str, Attribute], opsets, version: int) -> dict[str, object]:
@@ -200,6 +205,25 @@ class _Compiler:
             return tuple(plan.run(env))
 
         return call
+
+
+def _prepare(step: Step, constants: Mapping[str, object]) -> None:
+    """Let the kernel's preparer (if any) specialise the step for its constant inputs."""
+    prepare = lookup_preparer(step.kernel) if step.kernel is not None else None
+    if prepare is None:
+        return
+    values = tuple(constants.get(name) if name is not None else None for name in step.inputs)
+    if all(value is None for value in values):
+        return
+    try:
+        call = prepare(values, **step.attributes)
+    except FerryError:
+        raise
+    except Exception as error:
+        raise ExecutionError(f"{step.node.describe()}: preparing its constant inputs failed: "
+                             f"{type(error).__name__}: {error}") from error
+    if call is not None:
+        step.call = call
 
 
 def _bind(attribute: Attribute, bindings: Mapping[str, Attribute] | None) -> Attribute | None:

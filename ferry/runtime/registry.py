@@ -14,6 +14,12 @@ with an underscore ask the session for context instead:
 
 A kernel returns one value or a tuple/list of values, one per output.
 Versions are chosen as "highest registered since_version <= the model's opset".
+
+A kernel may also have a *preparer* (``@preparer``, same op and versions): called once
+when the session compiles its plan, with the values of the node's constant inputs (weights;
+``None`` for inputs known only at run time) and the bound attributes, it returns a callable
+that replaces the kernel for that node (weights packed, work done once), or ``None`` to run
+the plain kernel.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 
 from ferry.errors import KernelNotFoundError
 
-__all__ = ["Kernel", "kernel", "lookup", "registered_ops"]
+__all__ = ["Kernel", "kernel", "lookup", "lookup_preparer", "preparer", "registered_ops"]
 
 ONNX_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": ""}
@@ -72,6 +78,29 @@ def kernel(op_type: str, since: int | tuple[int, ...], *, domain: str = ONNX_DOM
         return function
 
     return register
+
+
+_PREPARERS: dict[tuple[str, str, int], Callable] = {}
+
+
+def preparer(op_type: str, since: int | tuple[int, ...], *, domain: str = ONNX_DOMAIN):
+    """Register the decorated ``prepare(constants, **attributes) -> callable | None`` for the
+    kernel versions ``since`` of ``op_type``."""
+    versions = (since,) if isinstance(since, int) else tuple(since)
+    domain = _normalize_domain(domain)
+
+    def register(function: Callable) -> Callable:
+        for version in versions:
+            _PREPARERS[(domain, op_type, version)] = function
+        return function
+
+    return register
+
+
+def lookup_preparer(kernel: Kernel) -> Callable | None:
+    """The preparer registered for exactly this kernel's version, if any."""
+    _load_builtin_kernels()
+    return _PREPARERS.get((kernel.domain, kernel.op_type, kernel.since_version))
 
 
 def lookup(domain: str, op_type: str, opset: int) -> Kernel:

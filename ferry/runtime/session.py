@@ -14,6 +14,7 @@ import numpy as np
 
 from ferry.errors import InvalidArgument
 from ferry.ir import DataType, MapType, Model, OptionalType, SequenceType, TensorType, Type, Value
+from ferry.runtime.arena import enable_memory_arena
 from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
 from ferry.runtime.plan import GraphPlan, compile_graph
 from ferry.runtime.profiling import Profiler
@@ -82,6 +83,8 @@ class InferenceSession:
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         self._runs = 0
         self._threads = _thread_limiter(self._options.intra_op_num_threads)
+        if self._options.enable_cpu_mem_arena:
+            enable_memory_arena()
         graph = self._model.graph
         self._inputs = [v for v in graph.inputs if v.name not in graph.initializers]
         self._overridable = [v for v in graph.inputs if v.name in graph.initializers]
