@@ -78,8 +78,9 @@ class InferenceSession:
             from ferry.checker import check_model
 
             check_model(self._model)
-        if self._options.graph_optimization_level > GraphOptimizationLevel.ORT_DISABLE_ALL:
-            self._model = _optimized(self._model, owned)
+        level = self._options.graph_optimization_level
+        if level > GraphOptimizationLevel.ORT_DISABLE_ALL:
+            self._model = _optimized(self._model, owned, fuse=level >= GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         self._runs = 0
         self._threads = _thread_limiter(self._options.intra_op_num_threads)
@@ -150,16 +151,19 @@ class InferenceSession:
         return {name: _check_value(declared[name], value) for name, value in feeds.items()}
 
 
-def _optimized(model: Model, owned: bool) -> Model:
-    """The model after ferry's passes; a caller's Model object is copied first, not changed."""
+def _optimized(model: Model, owned: bool, *, fuse: bool) -> Model:
+    """The model after ferry's passes (and, with ``fuse``, the session's fusions); a caller's
+    Model object is copied first, not changed."""
     from ferry.format import model_from_bytes, model_to_bytes
     from ferry.passes import optimize
+    from ferry.runtime.fusions import fuse as apply_fusions
 
     if not owned:
         if any(getattr(v.const_value, "location", None) for v in model.graph.initializers.values()):
             return model  # external weights: copying would read them all; run as given
         model = model_from_bytes(model_to_bytes(model))
-    return optimize(model)
+    optimize(model)
+    return apply_fusions(model) if fuse else model
 
 
 def _thread_limiter(threads: int):
