@@ -10,6 +10,7 @@ from __future__ import annotations
 from ferry import ir, printer
 from ferry.errors import (
     CheckError,
+    ConversionError,
     ExecutionError,
     ExportError,
     FerryError,
@@ -17,6 +18,7 @@ from ferry.errors import (
     InvalidArgument,
     KernelNotFoundError,
     SchemaNotFoundError,
+    ShapeInferenceError,
     TracerWarning,
     UnsupportedOperatorError,
 )
@@ -40,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckError",
+    "ConversionError",
     "ExecutionError",
     "ExportError",
     "FerryError",
@@ -49,11 +52,15 @@ __all__ = [
     "KernelNotFoundError",
     "Model",
     "SchemaNotFoundError",
+    "ShapeInferenceError",
     "TracerWarning",
     "UnsupportedOperatorError",
     "__version__",
     "check_model",
+    "convert_version",
+    "explain_shape",
     "export",
+    "infer_shapes",
     "ir",
     "load",
     "load_map",
@@ -91,6 +98,14 @@ def __getattr__(name: str) -> object:
         import ferry.trace
 
         return getattr(ferry.trace, name)
+    if name == "convert_version":
+        from ferry.convert import convert_version
+
+        return convert_version
+    if name in ("infer_shapes", "explain_shape"):
+        import ferry.shapes
+
+        return getattr(ferry.shapes, name)
     if name == "check_model":
         from ferry.checker import check_model
 

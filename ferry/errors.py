@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckError",
+    "ConversionError",
     "ExecutionError",
     "ExportError",
     "FerryError",
@@ -15,6 +16,7 @@ __all__ = [
     "InvalidArgument",
     "KernelNotFoundError",
     "SchemaNotFoundError",
+    "ShapeInferenceError",
     "TracerWarning",
     "UnsupportedOperatorError",
 ]
@@ -37,6 +39,25 @@ class SchemaNotFoundError(FerryError, KeyError):
 
 class CheckError(FerryError):
     """The checker found one or more problems; ``diagnostics`` lists each of them."""
+
+    def __init__(self, message: str, diagnostics: list | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = list(diagnostics or [])
+
+
+class ConversionError(FerryError):
+    """A model cannot be expressed at the requested opset; nothing was converted.
+
+    ``blocking`` lists every (node description, reason) pair that stands in the way.
+    """
+
+    def __init__(self, message: str, blocking: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.blocking = list(blocking or [])
+
+
+class ShapeInferenceError(FerryError):
+    """Strict shape inference found conflicts; ``diagnostics`` lists each of them."""
 
     def __init__(self, message: str, diagnostics: list | None = None) -> None:
         super().__init__(message)

@@ -33,9 +33,9 @@ def check_model(
     newer than ferry knows, ``ref_attr_name`` outside a function body, and function
     outputs that nothing defines.
 
-    ``full=True`` is meant to also run shape and type inference and check its
-    results. ferry has no shape inference yet: the flag is accepted, nothing more is
-    checked, and an ``info`` note says so. It will run inference once that exists.
+    ``full=True`` also runs shape and type inference (:mod:`ferry.shapes`, on a copy)
+    when the structural checks pass, and reports its findings: conflicting shapes or
+    types are errors, operators without a shape rule are notes.
     """
     if not isinstance(model, Model):
         from ferry.format import load
@@ -44,12 +44,7 @@ def check_model(
     report = Reporter()
     _run(model, report)
     if full:
-        report.info(
-            "full-check",
-            "full=True asks for shape inference, which ferry does not have yet; only the "
-            "structural checks ran",
-            MODEL,
-        )
+        _infer(model, report)
     diagnostics = report.sorted()
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
@@ -64,6 +59,16 @@ def _run(model: Model, report: Reporter) -> None:
     check_graph(model.graph, ctx, Location(graph=model.graph.name or ""), None, "main")
     check_functions(ctx)
     ctx.flush()
+
+
+def _infer(model: Model, report: Reporter) -> None:
+    if report.errors:
+        report.info("full-check", "shape inference did not run: the structural checks found "
+                    "errors", MODEL)
+        return
+    from ferry.shapes.infer import infer
+
+    report.diagnostics.extend(infer(model).diagnostics)
 
 
 def _summary(diagnostics: list[Diagnostic], errors: int) -> str:
