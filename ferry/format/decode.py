@@ -10,6 +10,8 @@ model (training_info, newer or unknown fields) are kept as serialized bytes in
 
 from __future__ import annotations
 
+import functools
+
 import contextlib
 from collections.abc import Iterator
 
@@ -45,9 +47,25 @@ from ferry.ir import (
 __all__ = ["Decoder"]
 
 
+@functools.cache
+def _unmodeled_fields(descriptor, modeled: frozenset[str]) -> tuple[tuple[str, bool], ...]:
+    """(name, is repeated) of the message type's fields outside ``modeled``."""
+    return tuple((f.name, _is_repeated(f)) for f in descriptor.fields if f.name not in modeled)
+
+
+def _is_repeated(field) -> bool:
+    repeated = getattr(field, "is_repeated", None)  # protobuf >= 6; older ones have label
+    return bool(repeated) if repeated is not None else field.label == field.LABEL_REPEATED
+
+
+def _sets_any(message: Message, fields: tuple[tuple[str, bool], ...]) -> bool:
+    # field by field: ListFields would materialise every set field, weights included
+    return any(len(getattr(message, name)) if repeated else message.HasField(name) for name, repeated in fields)
+
+
 def proto_extras(message: Message, modeled: frozenset[str]) -> bytes:
     """Serialized fields of ``message`` outside ``modeled`` plus unknown fields."""
-    if not any(f.name not in modeled for f, _ in message.ListFields()) and not len(
+    if not _sets_any(message, _unmodeled_fields(message.DESCRIPTOR, modeled)) and not len(
         UnknownFieldSet(message)
     ):
         return b""
