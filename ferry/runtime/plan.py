@@ -16,6 +16,7 @@ import numpy as np
 from ferry import opset as schemas
 from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
+from ferry.runtime.inplace import assign_in_place
 from ferry.runtime.profiling import Profiler
 from ferry.runtime.registry import Kernel, lookup, lookup_preparer
 
@@ -126,6 +127,7 @@ class _Compiler:
             frozenset(read - defined),
         )
         _assign_frees(plan, keep=set(plan.outputs) | set(constants))
+        assign_in_place(plan)
         return plan
 
     def step(self, node: Node, opsets: Mapping[str, int], bindings) -> Step:
