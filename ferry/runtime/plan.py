@@ -18,7 +18,7 @@ from ferry.errors import ExecutionError, FerryError, KernelNotFoundError
 from ferry.ir import Attribute, AttributeType, Function, Graph, Model, Node, SparseTensor, Tensor
 from ferry.runtime.inplace import assign_in_place
 from ferry.runtime.profiling import Profiler
-from ferry.runtime.registry import Kernel, lookup, lookup_preparer
+from ferry.runtime.registry import RUN_TIME, Kernel, lookup, lookup_preparer
 
 __all__ = ["GraphPlan", "Step", "compile_graph", "compile_node"]
 
@@ -214,8 +214,8 @@ def _prepare(step: Step, constants: Mapping[str, object]) -> None:
     prepare = lookup_preparer(step.kernel) if step.kernel is not None else None
     if prepare is None:
         return
-    values = tuple(constants.get(name) if name is not None else None for name in step.inputs)
-    if all(value is None for value in values):
+    values = tuple(None if name is None else constants.get(name, RUN_TIME) for name in step.inputs)
+    if all(value is None or value is RUN_TIME for value in values):
         return
     try:
         call = prepare(values, **step.attributes)

@@ -16,10 +16,11 @@ A kernel returns one value or a tuple/list of values, one per output.
 Versions are chosen as "highest registered since_version <= the model's opset".
 
 A kernel may also have a *preparer* (``@preparer``, same op and versions): called once
-when the session compiles its plan, with the values of the node's constant inputs (weights;
-``None`` for inputs known only at run time) and the bound attributes, it returns a callable
-that replaces the kernel for that node (weights packed, work done once), or ``None`` to run
-the plain kernel.
+when the session compiles its plan, with one entry per node input — the value of a
+constant input (weights), ``RUN_TIME`` for an input known only when the model runs, ``None``
+for an omitted optional input — and the bound attributes, it returns a callable that
+replaces the kernel for that node (weights packed, work done once), or ``None`` to run the
+plain kernel.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ferry.errors import KernelNotFoundError
 
-__all__ = ["Kernel", "kernel", "lookup", "lookup_preparer", "preparer", "registered_ops"]
+__all__ = ["RUN_TIME", "Kernel", "kernel", "lookup", "lookup_preparer", "preparer", "registered_ops"]
 
 ONNX_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": ""}
@@ -81,6 +82,15 @@ def kernel(op_type: str, since: int | tuple[int, ...], *, domain: str = ONNX_DOM
 
 
 _PREPARERS: dict[tuple[str, str, int], Callable] = {}
+
+
+class _RunTime:
+    def __repr__(self) -> str:
+        return "RUN_TIME"
+
+
+RUN_TIME = _RunTime()
+"""What a preparer sees for an input whose value is known only when the model runs."""
 
 
 def preparer(op_type: str, since: int | tuple[int, ...], *, domain: str = ONNX_DOMAIN):

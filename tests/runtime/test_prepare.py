@@ -76,3 +76,50 @@ def test_duplicate_rows_finds_exact_repeats_only():
     assert first.tolist() == [0, 1, 3] and expand.tolist() == [0, 1, 0, 2]
     assert duplicate_rows(np.eye(3, dtype=np.float32)) is None
     assert duplicate_rows(np.array([[np.nan], [np.nan]], np.float32)) is None
+
+
+def test_fed_bias_keeps_repeated_weight_rows_apart():
+    w = np.ones((3, 2, 1, 1), np.float32)  # three identical weight rows
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 13, 13])
+    b_info = helper.make_tensor_value_info("b", TensorProto.FLOAT, [3])
+    y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 13, 13])
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"])], "g", [x_info, b_info], [y_info],
+                              initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = np.ones((1, 2, 13, 13), np.float32)
+    (y,) = _session(model, True).run(None, {"x": x, "b": np.array([0, 1, 2], np.float32)})
+    assert y[0, :, 0, 0].tolist() == [2.0, 3.0, 4.0]
+
+
+def test_fused_conv_with_repeated_channels_adds_the_residual_per_channel():
+    rng = np.random.default_rng(4)
+    row = rng.standard_normal((1, 3, 3, 3)).astype(np.float32)
+    w = np.repeat(row, 4, axis=0)
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])
+    r_info = helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 4, 6, 6])
+    y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "r"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [x_info, r_info], [y_info], initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    feeds = {"x": rng.standard_normal((1, 3, 6, 6)).astype(np.float32),
+             "r": rng.standard_normal((1, 4, 6, 6)).astype(np.float32)}
+    fused = _session(model, True)
+    assert [n.op_type for n in fused.model.graph] == ["FusedConv"]
+    np.testing.assert_allclose(fused.run(None, feeds)[0], _session(model, False).run(None, feeds)[0], rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_half_precision_conv_is_prepared_in_float32_and_returns_half():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3, 6, 6])
+    y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 4, 4, 4])
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g", [x_info], [y_info],
+                              initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float16)
+    (y,) = _session(model, True).run(None, {"x": x})
+    assert y.dtype == np.float16
+    expected = conv(x.astype(np.float32), w.astype(np.float32), None, **dict(CONV_ATTRS, kernel_shape=[3, 3]))
+    np.testing.assert_allclose(y.astype(np.float32), expected, rtol=2e-3, atol=2e-3)

@@ -1,9 +1,9 @@
 """Convolution kernels: Conv, ConvTranspose, DeformConv, ConvInteger, QLinearConv.
 
-Convolutions run as GEMMs of the weights (M, C*K) with cache-sized blocks of an
-im2col matrix (C*K, P), so the product is already NCHW; 1x1 convolutions skip im2col
-and depthwise ones sum weighted per-tap views. Transposed convolution runs one matmul
-and scatters each kernel tap.
+Float Conv packs its weights and runs ``conv_algorithms.conv_packed``, which picks an
+algorithm per shape (im2col GEMM blocks, per-tap shifted GEMMs, 1x1 and depthwise fast
+paths); the integer convolutions use the same im2col/1x1 paths. Transposed convolution
+runs one matmul and scatters each kernel tap.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ import itertools
 
 import numpy as np
 
-from ferry.runtime.kernels._window import Window, geometry, padded, spatial_params, tap_view
+from ferry.runtime.kernels._window import Window, geometry, spatial_params
+from ferry.runtime.kernels.conv_algorithms import (
+    conv_packed,
+    depthwise_conv,
+    im2col_conv,
+    pack_conv_weights,
+    pointwise_conv,
+)
 from ferry.runtime.registry import kernel
 
 
@@ -53,105 +60,27 @@ def _window_for(x, w, kernel_shape, strides, dilations, pads, auto_pad) -> Windo
     return win
 
 
-_CHUNK_BYTES = 1 << 21  # im2col block size: keeps the column buffer cache-resident
-
-
-def _window_view(xp: np.ndarray, win: Window) -> np.ndarray:
-    """Strided (no copy) view (N, C, *k, *out) of the padded ``xp`` (N, C, *in)."""
-    sp = xp.strides[2:]
-    shape = (*xp.shape[:2], *win.kernel, *win.out)
-    strides = (*xp.strides[:2], *(s * d for s, d in zip(sp, win.dilations, strict=True)),
-               *(s * t for s, t in zip(sp, win.strides, strict=True)))
-    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
-
-
-def _im2col_gemm(xp: np.ndarray, wm: np.ndarray, win: Window) -> np.ndarray:
-    """(G, Mg, Cg*K) weights times im2col blocks of ``xp``, block by block of output rows."""
-    n, c, rank = xp.shape[0], xp.shape[1], len(win.kernel)
-    view = _window_view(xp, win)
-    g, mg, ck = wm.shape
-    rows, rest = win.out[0], int(np.prod(win.out[1:]))
-    chunks = -(-c * int(np.prod(win.kernel)) * rows * rest * xp.itemsize // _CHUNK_BYTES)
-    step = -(-rows // max(1, min(rows, chunks)))  # near-equal blocks of output rows
-    out = np.empty((n, g, mg, rows * rest), dtype=np.result_type(xp, wm))
-    buf = np.empty(ck * g * step * rest, dtype=xp.dtype)
-    tail = [slice(None)] * (rank - 1)
-    for i in range(n):
-        for r0 in range(0, rows, step):
-            r1 = min(rows, r0 + step)
-            part = buf[: ck * g * (r1 - r0) * rest].reshape(c, *win.kernel, r1 - r0, *win.out[1:])
-            np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
-            np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
-    return out
-
-
-def _pointwise(x: np.ndarray, win: Window) -> np.ndarray | None:
-    """(N, C, P) input of a 1x1 convolution without padding, or None if it does not apply."""
-    if any(win.kernel[d] != 1 or win.pads_begin[d] or win.pads_end[d]
-           for d in range(len(win.kernel))):
-        return None
-    view = x[(Ellipsis, *(slice(0, (o - 1) * s + 1 if o else 0, s)
-                          for o, s in zip(win.out, win.strides, strict=True)))]
-    return np.ascontiguousarray(view).reshape(*x.shape[:2], -1)
-
-
-def _depthwise(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
-    """Grouped conv with one input channel per group: weighted sum of per-tap views.
-
-    Channels go in cache-sized blocks through one reused padded buffer.
-    """
-    n, mg, rank = x.shape[0], w.shape[0] // group, len(win.kernel)
-    wk = w.reshape(group, mg, -1)
-    out = np.empty((n, group, mg, *win.out), dtype=np.result_type(x, w))
-    step = max(1, _CHUNK_BYTES // max(1, x[0, :1].nbytes * (mg + 1)))
-    taps = list(itertools.product(*(range(kk) for kk in win.kernel)))
-    scratch = np.empty_like(out[0, :step])
-    for i in range(n):
-        buf = None
-        for c0 in range(0, group, step):
-            c1 = min(group, c0 + step)
-            if buf is not None and len(buf) != c1 - c0:
-                buf = buf[: c1 - c0]
-            buf = padded(x[i, c0:c1], win, 0, buf)
-            acc, tmp = out[i, c0:c1], scratch[: c1 - c0]
-            for k, tap in enumerate(taps):
-                view = tap_view(buf, win, tap)[:, None]  # (Gb, 1, *out)
-                wt = wk[c0:c1, :, k].reshape(c1 - c0, mg, *([1] * rank))
-                np.multiply(view, wt, out=tmp if k else acc)
-                if k:
-                    acc += tmp
-    return out.reshape(n, group * mg, *win.out)
-
-
 def _conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
     """Plain N-d grouped cross-correlation (zero padded) in the dtype of ``x``."""
     n, c, m = x.shape[0], x.shape[1], w.shape[0]
     if group > 1 and c == group and np.issubdtype(x.dtype, np.floating):
-        return _depthwise(x, w, win, group)
-    cols = _pointwise(x, win)
-    if cols is None:
-        if 0 in win.out:
-            return np.zeros((n, m, *win.out), dtype=np.result_type(x, w))
-        out = _im2col_gemm(padded(x, win, 0), w.reshape(group, m // group, -1), win)
-        return out.reshape(n, m, *win.out)
-    p = cols.shape[-1]
-    cols = cols.reshape(n, group, -1, p)  # (N, G, Cg*K, P)
-    wm = w.reshape(group, m // group, -1)  # (G, Mg, Cg*K)
-    out = np.empty((n, group, m // group, p), dtype=np.result_type(cols, wm))
-    for i in range(n):  # one GEMM per image keeps the working set small
-        np.matmul(wm, cols[i], out=out[i])
-    return out.reshape(n, m, *win.out)
+        return depthwise_conv(x, w, win, group)
+    if all(k == 1 for k in win.kernel) and not any(win.pads_begin + win.pads_end):
+        return pointwise_conv(x, w, win, group)
+    if 0 in win.out:
+        return np.zeros((n, m, *win.out), dtype=np.result_type(x, w))
+    return im2col_conv(x, w, win, group)
 
 
 @kernel("Conv", since=(1, 11, 22))
 def conv(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, strides):
     """N-d grouped convolution (cross-correlation) with optional bias, per ONNX Conv."""
     _check_operands(x, w, group)
-    win = _window_for(x, w, kernel_shape, strides, dilations, pads, auto_pad)
+    _window_for(x, w, kernel_shape, strides, dilations, pads, auto_pad)
     ctype = _compute_dtype(x.dtype)
-    y = _conv(x.astype(ctype, copy=False), w.astype(ctype, copy=False), win, group)
-    if b is not None:
-        y += b.astype(ctype).reshape(-1, *([1] * len(win.kernel)))
+    packed = pack_conv_weights(w.astype(ctype, copy=False), group=group, strides=strides,
+                               dilations=dilations, pads=pads, auto_pad=auto_pad)
+    y = conv_packed(x.astype(ctype, copy=False), packed, bias=b)
     return y.astype(x.dtype, copy=False)
 
 

@@ -1,0 +1,362 @@
+"""Convolution algorithms for the Conv kernel, with weights packed once per model.
+
+``pack_conv_weights`` prepares every layout an algorithm needs from the weights and the
+node's window attributes (a pure function: a session may call it at creation);
+``conv_packed`` runs the convolution of an input with packed weights, choosing the
+algorithm from the shapes unless the packing forced one, and applies an optional
+epilogue (bias, residual add, activation) in place on each output block while it is hot.
+
+Algorithms (ONNX Conv semantics: zero-padded N-d grouped cross-correlation):
+``pointwise``  1x1 kernel, no padding: one GEMM (M, C) @ (C, P) per image and group.
+``depthwise``  one input channel per group: weighted sum of per-tap strided views.
+``im2col``     GEMM of (M, C*K) weights with cache-sized blocks of an im2col matrix.
+``shifted``    2-D, stride 1, group 1: out += W_tap (M, C) @ x_flat[:, tap offset:] per tap,
+               computed at the padded width on the flat padded image (no im2col copy).
+``winograd2``/``winograd4``  2-D 3x3 stride 1 group 1: Winograd F(2x2|4x4, 3x3), see
+               ``_winograd``. Available when forced; measured slower than im2col on this
+               numpy/OpenBLAS stack for the shapes of issue #6, so never chosen by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ferry.runtime.kernels._window import Window, geometry, padded, tap_view
+from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
+
+__all__ = ["PackedConv", "pack_conv_weights", "conv_packed", "applicable_algorithms",
+           "choose_algorithm", "ALGORITHMS"]
+
+ALGORITHMS = ("pointwise", "depthwise", "im2col", "shifted", "winograd2", "winograd4")
+_CHUNK_BYTES = 1 << 21  # im2col block size: keeps the column buffer cache-resident
+_SHIFT_BLOCK_BYTES = 1 << 21  # shifted: bytes of one block's (M, rows * padded width) output
+_SHIFT_MIN_WIDTH = 32  # narrower outputs waste too much of the padded width
+
+
+@dataclass(frozen=True)
+class PackedConv:
+    """Weights (M, C/group, *k) with the Conv attributes and per-algorithm layouts."""
+
+    weights: np.ndarray
+    group: int
+    strides: tuple | None
+    dilations: tuple | None
+    pads: tuple | None
+    auto_pad: str
+    algorithm: str | None = None  # forced algorithm, or None to choose per input shape
+    layouts: dict = field(default_factory=dict)  # algorithm name -> packed weights
+
+    def window(self, x_shape: tuple[int, ...]) -> Window:
+        """Resolved window geometry for an input of ``x_shape`` (N, C, *spatial)."""
+        win = geometry(x_shape[2:], self.weights.shape[2:], strides=self.strides,
+                       dilations=self.dilations, pads=self.pads, auto_pad=self.auto_pad)
+        if any(size < 1 for size in win.out) and int(np.prod(x_shape)):
+            raise ValueError(
+                f"the kernel {list(self.weights.shape[2:])} (dilations {list(win.dilations)}) "
+                f"does not fit the padded input {list(x_shape[2:])}: output size would be "
+                f"{list(win.out)}")
+        return win
+
+
+def _static_candidates(w: np.ndarray, group: int, strides, dilations) -> list[str]:
+    """Algorithms the weights and attributes allow, whatever the input shape."""
+    rank, c = w.ndim - 2, w.shape[1] * group
+    ones = (1,) * rank
+    stride1 = tuple(strides or ones) == ones
+    names = ["im2col"]
+    if group > 1 and c == group and np.issubdtype(w.dtype, np.floating):
+        names.insert(0, "depthwise")
+    if all(k == 1 for k in w.shape[2:]):
+        names.insert(0, "pointwise")
+    if rank == 2 and group == 1 and stride1 and np.issubdtype(w.dtype, np.floating):
+        names.append("shifted")
+        if w.shape[2:] == (3, 3) and tuple(dilations or ones) == ones:
+            names += ["winograd2", "winograd4"]
+    return names
+
+
+def pack_conv_weights(w: np.ndarray, *, group: int = 1, kernel_shape=None, strides=None,
+                      dilations=None, pads=None, auto_pad: str | None = "NOTSET",
+                      algorithm: str | None = None) -> PackedConv:
+    """Pack Conv weights ``w`` (M, C/group, *k) for ``conv_packed``; ``algorithm`` forces one
+    of ``ALGORITHMS`` (it must suit the attributes), None chooses per input shape."""
+    if kernel_shape and list(kernel_shape) != list(w.shape[2:]):
+        raise ValueError(f"kernel_shape {list(kernel_shape)} does not match W shape {w.shape}")
+    allowed = _static_candidates(w, group, strides, dilations)
+    if algorithm is not None and algorithm not in allowed:
+        raise ValueError(f"Conv algorithm {algorithm!r} does not apply to W{w.shape} with "
+                         f"group={group}, strides={strides}, dilations={dilations}: "
+                         f"expected one of {allowed}")
+    layouts = {}
+    if "shifted" in allowed and algorithm in (None, "shifted"):
+        m, c = w.shape[:2]
+        layouts["shifted"] = np.ascontiguousarray(w.reshape(m, c, -1).transpose(2, 0, 1))
+    if algorithm in ("winograd2", "winograd4"):
+        layouts[algorithm] = pack_winograd(w, int(algorithm[-1]))
+    return PackedConv(w, group, _ints(strides), _ints(dilations), _ints(pads),
+                      auto_pad or "NOTSET", algorithm, layouts)
+
+
+def _ints(values) -> tuple[int, ...] | None:
+    """An attribute list as a tuple of ints; None when absent or empty."""
+    return tuple(int(v) for v in values) if values is not None and len(values) else None
+
+
+def applicable_algorithms(x_shape: tuple[int, ...], packed: PackedConv) -> list[str]:
+    """Every algorithm that can run ``packed`` on an input of ``x_shape``."""
+    win = packed.window(x_shape)
+    names = _static_candidates(packed.weights, packed.group, packed.strides, packed.dilations)
+    if "pointwise" in names and any(win.pads_begin + win.pads_end):
+        names.remove("pointwise")
+    return names
+
+
+def choose_algorithm(x_shape: tuple[int, ...], packed: PackedConv) -> str:
+    """The algorithm ``conv_packed`` runs: the forced one, else a rule from the shapes.
+
+    Thin outputs (M < C) over wide images go ``shifted``; everything else im2col (or the
+    pointwise/depthwise special cases)."""
+    if packed.algorithm is not None:
+        return packed.algorithm
+    names = applicable_algorithms(x_shape, packed)
+    if names[0] in ("pointwise", "depthwise"):
+        return names[0]
+    win = packed.window(x_shape)
+    m, c = packed.weights.shape[0], x_shape[1]
+    if "shifted" in names and m < c and win.out[1] >= _SHIFT_MIN_WIDTH:
+        return "shifted"
+    return "im2col"
+
+
+def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = None,
+                residual: np.ndarray | None = None, activation=None) -> np.ndarray:
+    """Conv of ``x`` (N, C, *spatial) with packed weights, then ``+ bias`` (per output
+    channel), ``+ residual`` (output-shaped) and ``activation``: None, "relu",
+    ("clip", lo, hi) or ("leaky_relu", alpha). Computes in the dtype of the weights."""
+    w = packed.weights
+    if x.ndim < 3 or w.ndim != x.ndim or x.shape[1] != w.shape[1] * packed.group:
+        raise ValueError(f"Conv expects X of rank >= 3 with {w.shape[1] * packed.group} "
+                         f"channels (W{w.shape}, group={packed.group}), got X{x.shape}")
+    win = packed.window(x.shape)
+    x = x.astype(w.dtype, copy=False)
+    algorithm = choose_algorithm(x.shape, packed)
+    if packed.algorithm is not None and algorithm not in applicable_algorithms(x.shape, packed):
+        raise ValueError(f"Conv algorithm {algorithm!r} does not apply to X{x.shape} with "
+                         f"W{w.shape} and pads {list(win.pads)}")
+    epilogue = _Epilogue.make(bias, residual, activation, w.dtype)
+    if 0 in win.out or x.shape[0] == 0:
+        y = np.zeros((x.shape[0], w.shape[0], *win.out), dtype=w.dtype)
+        return epilogue.finish(y)
+    if algorithm in ("shifted", "winograd2", "winograd4"):
+        return _run_2d(x, packed, win, algorithm, epilogue)
+    if algorithm == "pointwise":
+        y = pointwise_conv(x, w, win, packed.group)
+    elif algorithm == "depthwise":
+        y = depthwise_conv(x, w, win, packed.group)
+    else:
+        y = im2col_conv(x, w, win, packed.group)
+    return epilogue.finish(y)
+
+
+@dataclass(frozen=True)
+class _Epilogue:
+    """Bias, residual and activation applied in place on output blocks."""
+
+    bias: np.ndarray | None
+    residual: np.ndarray | None
+    activation: object
+
+    @classmethod
+    def make(cls, bias, residual, activation, dtype) -> _Epilogue:
+        _check_activation(activation)
+        if bias is not None:
+            bias = np.asarray(bias).astype(dtype, copy=False).reshape(-1)
+        return cls(bias, residual, activation)
+
+    def apply(self, y: np.ndarray, image: int, rows: slice | None = None) -> None:
+        """Finish image ``image`` of the output; ``y`` is its (M, *out) slab, or the block of
+        its rows ``rows`` (2-D outputs) when given."""
+        if self.bias is not None:
+            y += self.bias.reshape(-1, *([1] * (y.ndim - 1)))
+        if self.residual is not None:
+            res = self.residual[image]
+            y += res if rows is None else res[:, rows]
+        act = self.activation
+        if act == "relu":
+            np.maximum(y, 0, out=y)
+        elif isinstance(act, tuple) and act[0] == "clip":
+            np.clip(y, act[1], act[2], out=y)
+        elif isinstance(act, tuple) and act[0] == "leaky_relu":
+            np.multiply(y, np.where(y < 0, y.dtype.type(act[1]), y.dtype.type(1)), out=y)
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        if self.residual is not None and self.residual.shape != y.shape:
+            raise ValueError(f"Conv residual has shape {self.residual.shape}, expected the "
+                             f"output shape {y.shape}")
+        if self.bias is not None or self.residual is not None or self.activation is not None:
+            for i in range(y.shape[0]):
+                self.apply(y[i], i)
+        return y
+
+
+def _check_activation(activation) -> None:
+    ok = (activation is None or activation == "relu"
+          or (isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clip")
+          or (isinstance(activation, tuple) and len(activation) == 2
+              and activation[0] == "leaky_relu"))
+    if not ok:
+        raise ValueError(f"Conv epilogue activation must be None, 'relu', ('clip', lo, hi) or "
+                         f"('leaky_relu', alpha), got {activation!r}")
+
+
+def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
+            epilogue: _Epilogue) -> np.ndarray:
+    """Image-by-image 2-D algorithms that finish output row blocks as they go."""
+    n, m = x.shape[0], packed.weights.shape[0]
+    y = np.empty((n, m, *win.out), dtype=packed.weights.dtype)
+    if epilogue.residual is not None and epilogue.residual.shape != y.shape:
+        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
+                         f"output shape {y.shape}")
+    layout = packed.layouts.get(algorithm)
+    if algorithm == "shifted":
+        if layout is None:  # packed for another algorithm but forced here
+            layout = pack_conv_weights(packed.weights, algorithm="shifted").layouts["shifted"]
+        buf = None
+        for i in range(n):
+            buf = _padded_flat(x[i], win, 1, buf)
+            shifted_conv(buf, layout, win, y[i], lambda rows, i=i: epilogue.apply(
+                y[i][:, rows], i, rows))
+        return y
+    tile = int(algorithm[-1])
+    buf = None
+    for i in range(n):
+        buf = _padded_tiles(x[i], win, tile, buf)
+        winograd_conv(buf, layout, tile, y[i],
+                      lambda rows, i=i: epilogue.apply(y[i][:, rows], i, rows))
+    return y
+
+
+def _pad_into(x: np.ndarray, win: Window, shape: tuple[int, ...], buf) -> np.ndarray:
+    """(C, *shape) zero buffer with ``x`` (C, H, W) at the top-left pads; reuses ``buf``."""
+    if buf is None:
+        buf = np.zeros((x.shape[0], *shape), dtype=x.dtype)
+    (pt, pl), (h, w) = win.pads_begin, x.shape[1:]
+    buf[:, pt:pt + h, pl:pl + w] = x
+    return buf
+
+
+def _padded_flat(x, win: Window, extra_rows: int, buf) -> np.ndarray:
+    """Padded image with ``extra_rows`` more zero rows so flat tap slices stay in bounds."""
+    (h, w), (pt, pl), (pb, pr) = x.shape[1:], win.pads_begin, win.pads_end
+    return _pad_into(x, win, (h + pt + pb + extra_rows, w + pl + pr), buf)
+
+
+def _padded_tiles(x, win: Window, tile: int, buf) -> np.ndarray:
+    """Padded image covering whole output tiles of ``tile`` pixels (Winograd)."""
+    rows, cols = (-(-o // tile) * tile + e - 1 for o, e in zip(win.out, win.extent, strict=True))
+    return _pad_into(x, win, (rows, cols), buf)
+
+
+def shifted_conv(xp: np.ndarray, taps: np.ndarray, win: Window, out: np.ndarray,
+                 epilogue=None) -> None:
+    """Stride-1 2-D correlation as one GEMM per kernel tap on the flat padded image.
+
+    ``xp`` (C, Hp, Wp) padded with at least one extra zero row, ``taps`` (K, M, C), ``out``
+    (M, OH, OW). Output pixel (r, c) sits at flat index r * Wp + c; tap (i, j) reads the
+    input at that index plus i * dh * Wp + j * dw. Columns past OW are computed and dropped.
+    """
+    c, _, wp = xp.shape
+    m, oh, ow = out.shape
+    flat = xp.reshape(c, -1)
+    step = max(1, min(oh, _SHIFT_BLOCK_BYTES // (m * wp * xp.itemsize)))
+    acc = np.empty((m, step * wp), dtype=xp.dtype)
+    tmp = np.empty_like(acc)
+    offsets = [i * win.dilations[0] * wp + j * win.dilations[1]
+               for i, j in itertools.product(range(win.kernel[0]), range(win.kernel[1]))]
+    for r0 in range(0, oh, step):
+        rows = min(step, oh - r0)
+        span, a, t = rows * wp, acc[:, :rows * wp], tmp[:, :rows * wp]
+        for k, off in enumerate(offsets):
+            src = flat[:, r0 * wp + off:r0 * wp + off + span]
+            np.matmul(taps[k], src, out=t if k else a)
+            if k:
+                a += t
+        out[:, r0:r0 + rows] = a.reshape(m, rows, wp)[:, :, :ow]
+        if epilogue is not None:
+            epilogue(slice(r0, r0 + rows))
+
+
+def _window_view(xp: np.ndarray, win: Window) -> np.ndarray:
+    """Strided (no copy) view (N, C, *k, *out) of the padded ``xp`` (N, C, *in)."""
+    sp = xp.strides[2:]
+    shape = (*xp.shape[:2], *win.kernel, *win.out)
+    strides = (*xp.strides[:2], *(s * d for s, d in zip(sp, win.dilations, strict=True)),
+               *(s * t for s, t in zip(sp, win.strides, strict=True)))
+    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+
+
+def im2col_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
+    """(G, Mg, Cg*K) weights times im2col blocks of padded ``x``, block by block of rows."""
+    xp = padded(x, win, 0)
+    n, c, rank = xp.shape[0], xp.shape[1], len(win.kernel)
+    view = _window_view(xp, win)
+    wm = w.reshape(group, w.shape[0] // group, -1)
+    g, mg, ck = wm.shape
+    rows, rest = win.out[0], int(np.prod(win.out[1:]))
+    chunks = -(-c * int(np.prod(win.kernel)) * rows * rest * xp.itemsize // _CHUNK_BYTES)
+    step = -(-rows // max(1, min(rows, chunks)))  # near-equal blocks of output rows
+    out = np.empty((n, g, mg, rows * rest), dtype=np.result_type(xp, wm))
+    buf = np.empty(ck * g * step * rest, dtype=xp.dtype)
+    tail = [slice(None)] * (rank - 1)
+    for i in range(n):
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            part = buf[: ck * g * (r1 - r0) * rest].reshape(c, *win.kernel, r1 - r0, *win.out[1:])
+            np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
+            np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
+    return out.reshape(n, w.shape[0], *win.out)
+
+
+def pointwise_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
+    """1x1 convolution without padding: strided pick of the pixels, one GEMM per image."""
+    view = x[(Ellipsis, *(slice(0, (o - 1) * s + 1 if o else 0, s)
+                          for o, s in zip(win.out, win.strides, strict=True)))]
+    cols = np.ascontiguousarray(view).reshape(*x.shape[:2], -1)
+    n, p, m = x.shape[0], cols.shape[-1], w.shape[0]
+    cols = cols.reshape(n, group, -1, p)  # (N, G, Cg, P)
+    wm = w.reshape(group, m // group, -1)  # (G, Mg, Cg)
+    out = np.empty((n, group, m // group, p), dtype=np.result_type(cols, wm))
+    for i in range(n):  # one GEMM per image keeps the working set small
+        np.matmul(wm, cols[i], out=out[i])
+    return out.reshape(n, m, *win.out)
+
+
+def depthwise_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
+    """Grouped conv with one input channel per group: weighted sum of per-tap views.
+
+    Channels go in cache-sized blocks through one reused padded buffer.
+    """
+    n, mg, rank = x.shape[0], w.shape[0] // group, len(win.kernel)
+    wk = w.reshape(group, mg, -1)
+    out = np.empty((n, group, mg, *win.out), dtype=np.result_type(x, w))
+    step = max(1, _CHUNK_BYTES // max(1, x[0, :1].nbytes * (mg + 1)))
+    taps = list(itertools.product(*(range(kk) for kk in win.kernel)))
+    scratch = np.empty_like(out[0, :step])
+    for i in range(n):
+        buf = None
+        for c0 in range(0, group, step):
+            c1 = min(group, c0 + step)
+            if buf is not None and len(buf) != c1 - c0:
+                buf = buf[: c1 - c0]
+            buf = padded(x[i, c0:c1], win, 0, buf)
+            acc, tmp = out[i, c0:c1], scratch[: c1 - c0]
+            for k, tap in enumerate(taps):
+                view = tap_view(buf, win, tap)[:, None]  # (Gb, 1, *out)
+                wt = wk[c0:c1, :, k].reshape(c1 - c0, mg, *([1] * rank))
+                np.multiply(view, wt, out=tmp if k else acc)
+                if k:
+                    acc += tmp
+    return out.reshape(n, group * mg, *win.out)
