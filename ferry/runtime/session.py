@@ -6,6 +6,7 @@ validates the feeds against the graph's declared inputs and executes the plan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ferry.errors import InvalidArgument
 from ferry.ir import DataType, MapType, Model, OptionalType, SequenceType, TensorType, Type, Value
 from ferry.runtime.arena import enable_memory_arena
 from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
+from ferry.runtime.parallel import workers_for
 from ferry.runtime.plan import GraphPlan, compile_graph
 from ferry.runtime.profiling import Profiler
 
@@ -83,7 +85,8 @@ class InferenceSession:
             self._model = _optimized(self._model, owned, fuse=level >= GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         self._runs = 0
-        self._threads = _thread_limiter(self._options.intra_op_num_threads)
+        self._threads = _blas_threads(self._options.intra_op_num_threads)
+        self._workers = workers_for(self._options.intra_op_num_threads)
         if self._options.enable_cpu_mem_arena:
             enable_memory_arena()
         graph = self._model.graph
@@ -125,10 +128,7 @@ class InferenceSession:
         env = dict(self._plan.constants)
         env.update(self._validate(input_feed))
         self._runs += 1
-        if self._threads is not None:
-            with self._threads(limits=self._options.intra_op_num_threads):
-                outputs = self._plan.run(env, self._profiler, self._runs)
-        else:
+        with self._threads, self._workers.active() if self._workers else contextlib.nullcontext():
             outputs = self._plan.run(env, self._profiler, self._runs)
         if output_names is None:
             return outputs
@@ -166,16 +166,30 @@ def _optimized(model: Model, owned: bool, *, fuse: bool) -> Model:
     return apply_fusions(model) if fuse else model
 
 
-def _thread_limiter(threads: int):
-    if not threads:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise InvalidArgument(
-            "SessionOptions.intra_op_num_threads needs the threadpoolctl package (pip install threadpoolctl)"
-        ) from None
-    return threadpool_limits
+class _blas_threads:  # noqa: N801 - used as a context manager, like contextlib's
+    """Limit BLAS to ``threads`` threads while a run lasts (0: leave BLAS alone)."""
+
+    def __init__(self, threads: int) -> None:
+        self._controller = None
+        self._threads = threads
+        if threads:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                raise InvalidArgument(
+                    "SessionOptions.intra_op_num_threads needs the threadpoolctl package (pip install threadpoolctl)"
+                ) from None
+            self._controller = ThreadpoolController()  # found once: a lookup per run costs ~0.1 ms
+        self._limit = None
+
+    def __enter__(self) -> None:
+        if self._controller is not None:
+            self._limit = self._controller.limit(limits=self._threads, user_api="blas")
+
+    def __exit__(self, *exc) -> None:
+        if self._limit is not None:
+            self._limit.restore_original_limits()
+            self._limit = None
 
 
 def _check_value(value: Value, data: object) -> object:

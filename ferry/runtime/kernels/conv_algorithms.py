@@ -26,6 +26,7 @@ import numpy as np
 
 from ferry.runtime.kernels._window import Window, geometry, padded, tap_view
 from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
+from ferry.runtime.parallel import run_blocks
 
 __all__ = ["PackedConv", "pack_conv_weights", "conv_packed", "applicable_algorithms",
            "choose_algorithm", "ALGORITHMS"]
@@ -272,13 +273,16 @@ def shifted_conv(xp: np.ndarray, taps: np.ndarray, win: Window, out: np.ndarray,
     m, oh, ow = out.shape
     flat = xp.reshape(c, -1)
     step = max(1, min(oh, _SHIFT_BLOCK_BYTES // (m * wp * xp.itemsize)))
-    acc = np.empty((m, step * wp), dtype=xp.dtype)
-    tmp = np.empty_like(acc)
     offsets = [i * win.dilations[0] * wp + j * win.dilations[1]
                for i, j in itertools.product(range(win.kernel[0]), range(win.kernel[1]))]
-    for r0 in range(0, oh, step):
+    starts = range(0, oh, step)
+
+    def block(index: int) -> None:
+        r0 = starts[index]
         rows = min(step, oh - r0)
-        span, a, t = rows * wp, acc[:, :rows * wp], tmp[:, :rows * wp]
+        span = rows * wp
+        a = np.empty((m, span), dtype=xp.dtype)
+        t = np.empty_like(a)
         for k, off in enumerate(offsets):
             src = flat[:, r0 * wp + off:r0 * wp + off + span]
             np.matmul(taps[k], src, out=t if k else a)
@@ -287,6 +291,8 @@ def shifted_conv(xp: np.ndarray, taps: np.ndarray, win: Window, out: np.ndarray,
         out[:, r0:r0 + rows] = a.reshape(m, rows, wp)[:, :, :ow]
         if epilogue is not None:
             epilogue(slice(r0, r0 + rows))
+
+    run_blocks(block, len(starts))
 
 
 def _window_view(xp: np.ndarray, win: Window) -> np.ndarray:
@@ -309,14 +315,16 @@ def im2col_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.nda
     chunks = -(-c * int(np.prod(win.kernel)) * rows * rest * xp.itemsize // _CHUNK_BYTES)
     step = -(-rows // max(1, min(rows, chunks)))  # near-equal blocks of output rows
     out = np.empty((n, g, mg, rows * rest), dtype=np.result_type(xp, wm))
-    buf = np.empty(ck * g * step * rest, dtype=xp.dtype)
     tail = [slice(None)] * (rank - 1)
-    for i in range(n):
-        for r0 in range(0, rows, step):
-            r1 = min(rows, r0 + step)
-            part = buf[: ck * g * (r1 - r0) * rest].reshape(c, *win.kernel, r1 - r0, *win.out[1:])
-            np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
-            np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
+    blocks = [(i, r0, min(rows, r0 + step)) for i in range(n) for r0 in range(0, rows, step)]
+
+    def block(index: int) -> None:  # one image's block of output rows
+        i, r0, r1 = blocks[index]
+        part = np.empty((c, *win.kernel, r1 - r0, *win.out[1:]), dtype=xp.dtype)
+        np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
+        np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
+
+    run_blocks(block, len(blocks))
     return out.reshape(n, w.shape[0], *win.out)
 
 
