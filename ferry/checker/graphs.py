@@ -32,7 +32,7 @@ class Scope:
         self.parent = parent
         self.kind = kind
         self.defined: dict[str, str] = {}
-        self.everywhere = _definitions(graph, where, kind)
+        self.everywhere = _definitions(graph, kind)
 
     @property
     def label(self) -> str:
@@ -47,11 +47,18 @@ class Scope:
             scope = scope.parent
         return None
 
+    def definer_label(self, name: str) -> str:
+        """How messages name the first definer of ``name`` in this graph."""
+        label, node = self.everywhere[name]
+        if isinstance(label, int):  # a node's position: labelled only when reported
+            return self.where.at_node(label, node).node_label()
+        return label
+
     def explain_missing(self, name: str, position: int, node: Node) -> tuple[str, str]:
         """(rule, message) for an input ``name`` that is not visible here."""
         definer = self.everywhere.get(name)
         if definer is not None:
-            label, producer = definer
+            label, producer = self.definer_label(name), definer[1]
             if producer is node:
                 return (
                     "not-topological",
@@ -66,7 +73,7 @@ class Scope:
             if name in outer.everywhere:
                 return "subgraph-reference", (
                     f"input {position} {name!r} refers to a value of enclosing {outer.label} "
-                    f"made by {outer.everywhere[name][0]}, which does not come before the node "
+                    f"made by {outer.definer_label(name)}, which does not come before the node "
                     "that holds this subgraph"
                 )
             outer = outer.parent
@@ -82,11 +89,10 @@ class Scope:
         )
 
 
-def _definitions(
-    graph: Graph, where: Location, kind: GraphKind
-) -> dict[str, tuple[str, Node | None]]:
-    """Every name the graph defines anywhere, with its first definer."""
-    found: dict[str, tuple[str, Node | None]] = {}
+def _definitions(graph: Graph, kind: GraphKind) -> dict[str, tuple[str | int, Node | None]]:
+    """Every name the graph defines anywhere, with its first definer (a description, or
+    the position of the defining node)."""
+    found: dict[str, tuple[str | int, Node | None]] = {}
     noun = "a function input" if kind == "function" else "a graph input"
     for value in graph.inputs:
         found.setdefault(value.name, (noun, None))
@@ -95,10 +101,9 @@ def _definitions(
     for sparse in graph.sparse_initializers:
         found.setdefault(sparse.name or "", ("a sparse initializer", None))
     for index, node in enumerate(graph.nodes):
-        label = where.at_node(index, node).node_label()
         for value in node.outputs:
             if value is not None:
-                found.setdefault(value.name, (label, node))
+                found.setdefault(value.name, (index, node))
     found.pop("", None)
     return found
 

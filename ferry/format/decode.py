@@ -10,11 +10,11 @@ model (training_info, newer or unknown fields) are kept as serialized bytes in
 
 from __future__ import annotations
 
-import functools
-
 import contextlib
+import functools
 from collections.abc import Iterator
 
+import numpy as np
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -173,8 +173,13 @@ _VALUE_INFO_FIELDS = frozenset(["name", "type", "doc_string", "metadata_props"])
 class Decoder:
     """Turns a ModelProto (or parts of one) into IR objects."""
 
-    def __init__(self, base_dir: str | None = None) -> None:
+    def __init__(
+        self, base_dir: str | None = None, initializer_data: dict[int, np.ndarray] | None = None
+    ) -> None:
+        """``initializer_data``: raw_data of main-graph initializers by index, taken off
+        the wire beforehand (:mod:`ferry.format.wire`); their protos lack the field."""
         self.base_dir = base_dir
+        self.initializer_data = initializer_data or {}
         self._trail: list[str] = []
 
     @contextlib.contextmanager
@@ -211,7 +216,11 @@ class Decoder:
                         f"function {function.domain}::{function.name} is defined more than once"
                     )
                 seen.add(function.identifier)
-            graph = self.graph(proto.graph, []) if proto.HasField("graph") else Graph()
+            graph = (
+                self.graph(proto.graph, [], self.initializer_data)
+                if proto.HasField("graph")
+                else Graph()
+            )
             model = Model(
                 graph,
                 ir_version=proto.ir_version,
@@ -229,7 +238,12 @@ class Decoder:
             return model
 
     # -- graphs -----------------------------------------------------------------------
-    def graph(self, proto: pb.GraphProto, outer: list[dict[str, Value]]) -> Graph:
+    def graph(
+        self,
+        proto: pb.GraphProto,
+        outer: list[dict[str, Value]],
+        raw_data: dict[int, np.ndarray] | None = None,
+    ) -> Graph:
         with self._context(f"graph {proto.name!r}"):
             scope: dict[str, Value] = {}
             graph = Graph(name=_optional(proto, "name"), doc_string=_optional(proto, "doc_string"))
@@ -237,7 +251,7 @@ class Decoder:
             graph.inputs = [self._define(scope, info) for info in proto.input]
             for index, tensor in enumerate(proto.initializer):
                 with self._context(f"initializer {index} ({tensor.name!r})"):
-                    self._initializer(graph, scope, tensor)
+                    self._initializer(graph, scope, tensor, (raw_data or {}).get(index))
             graph.sparse_initializers = [self.sparse_tensor(s) for s in proto.sparse_initializer]
             for sparse in graph.sparse_initializers:
                 if sparse.name:
@@ -271,8 +285,10 @@ class Decoder:
         value.metadata_props = _props(info.metadata_props)
         value._proto_extras = proto_extras(info, _VALUE_INFO_FIELDS)
 
-    def _initializer(self, graph: Graph, scope: dict[str, Value], proto: pb.TensorProto) -> None:
-        tensor = self.tensor(proto)
+    def _initializer(
+        self, graph: Graph, scope: dict[str, Value], proto: pb.TensorProto, raw_data=None
+    ) -> None:
+        tensor = self.tensor(proto, raw_data)
         value = scope.get(proto.name)
         if value is None or value.const_value is not None:
             value = Value(proto.name)
@@ -368,10 +384,10 @@ class Decoder:
         }
         return single[kind]()
 
-    def tensor(self, proto: pb.TensorProto) -> Tensor:
+    def tensor(self, proto: pb.TensorProto, raw_data: np.ndarray | None = None) -> Tensor:
         if proto.data_location == pb.TensorProto.EXTERNAL:
-            return self._external_tensor(proto)
-        tensor = tensor_from_proto(proto)
+            return self._external_tensor(proto)  # like protobuf's raw_data, ignored
+        tensor = tensor_from_proto(proto, raw_data)
         tensor._proto_extras = proto_extras(proto, _TENSOR_FIELDS)  # type: ignore[attr-defined]
         return tensor
 

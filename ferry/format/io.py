@@ -14,6 +14,13 @@ from ferry.format import ferry_onnx_pb2 as pb
 from ferry.format.decode import Decoder
 from ferry.format.encode import Encoder
 from ferry.format.tensors import array_from_proto, to_raw_bytes
+from ferry.format.wire import (
+    FileReader,
+    MemoryReader,
+    StrippedModel,
+    WireMismatch,
+    strip_initializer_data,
+)
 from ferry.ir import ArrayTensor, DataType, Model, Tensor, from_numpy_dtype
 
 __all__ = [
@@ -85,8 +92,18 @@ def load(source: Source, *, base_dir: str | os.PathLike | None = None) -> Model:
     """Load a model from a path, bytes or a binary file object.
 
     External data is located relative to the model's folder (or ``base_dir``) and
-    memory-mapped when first used.
+    memory-mapped when first used. Inline weights are read once, straight into their
+    arrays (see :mod:`ferry.format.wire`).
     """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            reader = FileReader(path)
+        except OSError as error:
+            raise FormatError(f"cannot read {path!r}: {error.strerror}") from None
+        folder = os.path.dirname(os.path.abspath(path))
+        with reader:
+            return _decode_model(reader, base_dir if base_dir is not None else folder, repr(path))
     data, what, folder = _read(source)
     return model_from_bytes(data, base_dir=base_dir if base_dir is not None else folder, what=what)
 
@@ -95,13 +112,41 @@ def model_from_bytes(
     data: bytes, *, base_dir: str | os.PathLike | None = None, what: str = "<bytes>"
 ) -> Model:
     """Decode a serialized ModelProto."""
+    return _decode_model(MemoryReader(bytes(data)), base_dir, what)
+
+
+def _decode_model(
+    reader: MemoryReader | FileReader, base_dir: str | os.PathLike | None, what: str
+) -> Model:
+    """Parse with the main graph's weights taken off the wire first; the plain protobuf
+    parse when that scan does not line up (it then also reports any corruption)."""
     proto = pb.ModelProto()
-    _parse(proto, data, what, "ONNX model")
-    _check_model_proto(proto, what, len(data))
+    stripped = _stripped_proto(reader, proto)
+    if stripped is None:
+        proto = pb.ModelProto()
+        _parse(proto, reader.read_all(), what, "ONNX model")
+    _check_model_proto(proto, what, reader.size)
+    raw_data = stripped.raw_data if stripped is not None else None
     try:
-        return Decoder(os.fspath(base_dir) if base_dir is not None else None).model(proto)
+        decoder = Decoder(os.fspath(base_dir) if base_dir is not None else None, raw_data)
+        return decoder.model(proto)
     except FormatError as error:
         raise FormatError(f"{what}: {error}") from None
+
+
+def _stripped_proto(reader: MemoryReader | FileReader, proto: pb.ModelProto) -> StrippedModel | None:
+    """Fill ``proto`` from the stripped bytes; None when the scan does not line up."""
+    try:
+        stripped = strip_initializer_data(reader)
+        proto.ParseFromString(stripped.data)
+    except (WireMismatch, DecodeError, RuntimeError, ValueError):
+        return None
+    initializers = proto.graph.initializer
+    if len(initializers) != stripped.initializer_count or any(
+        initializers[index].HasField("raw_data") for index in stripped.raw_data
+    ):
+        return None
+    return stripped
 
 
 def model_to_bytes(model: Model) -> bytes:

@@ -49,7 +49,7 @@ def _storage_dtype(dtype: DataType) -> np.dtype:
     return numpy_dtype.fields[numpy_dtype.names[0]][0] if numpy_dtype.names else numpy_dtype
 
 
-def _from_raw(raw: bytes, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:
+def _from_raw(raw: bytes | np.ndarray, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     if dtype.bitwidth < 8 or dtype in _SIX_BIT:
         values = unpack_bits(raw, dtype.bitwidth, count, signed=dtype in SIGNED_SUBBYTE)
@@ -61,6 +61,9 @@ def _from_raw(raw: bytes, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray
             f"raw_data has {len(raw)} bytes, {dtype.name}{list(shape)} needs {expected}"
         )
     array = np.frombuffer(raw, dtype=storage)
+    if not array.flags.aligned:  # a view into a whole file's bytes may start anywhere
+        array = array.copy()
+        array.flags.writeable = False
     if sys.byteorder == "big":
         array = array.astype(storage.newbyteorder("="))
     return array.view(dtype.numpy).reshape(shape)
@@ -106,8 +109,12 @@ def _decode_string(value: bytes) -> str | bytes:
         return value
 
 
-def array_from_proto(proto: pb.TensorProto) -> np.ndarray:
-    """Decode an in-memory (not external) TensorProto to a numpy array."""
+def array_from_proto(proto: pb.TensorProto, raw_data: bytes | np.ndarray | None = None) -> np.ndarray:
+    """Decode an in-memory (not external) TensorProto to a numpy array.
+
+    ``raw_data``, when given, is the tensor's raw_data field taken off the wire by the
+    caller (see :mod:`ferry.format.wire`); ``proto`` then lacks it.
+    """
     try:
         dtype = DataType(proto.data_type)
     except ValueError:
@@ -118,6 +125,8 @@ def array_from_proto(proto: pb.TensorProto) -> np.ndarray:
     if any(d < 0 for d in shape):
         raise FormatError(f"tensor {proto.name!r}: negative dimension in {list(shape)}")
     try:
+        if raw_data is not None and dtype != DataType.STRING:
+            return _from_raw(raw_data, dtype, shape)
         if proto.HasField("raw_data") and dtype != DataType.STRING:
             return _from_raw(proto.raw_data, dtype, shape)
         return _from_typed(proto, dtype, shape)
@@ -133,11 +142,15 @@ class DecodedTensor(ArrayTensor):
         self.wire_field = wire_field
 
 
-def tensor_from_proto(proto: pb.TensorProto) -> DecodedTensor:
-    """Decode a TensorProto held in memory (external data is the caller's business)."""
-    array = array_from_proto(proto)
+def tensor_from_proto(
+    proto: pb.TensorProto, raw_data: bytes | np.ndarray | None = None
+) -> DecodedTensor:
+    """Decode a TensorProto held in memory (external data is the caller's business);
+    ``raw_data`` as for :func:`array_from_proto`."""
+    array = array_from_proto(proto, raw_data)
     dtype = DataType(proto.data_type)
-    wire_field = "raw_data" if proto.HasField("raw_data") else storage_field(dtype)
+    has_raw = raw_data is not None or proto.HasField("raw_data")
+    wire_field = "raw_data" if has_raw else storage_field(dtype)
     return DecodedTensor(
         array,
         dtype,

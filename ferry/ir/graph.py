@@ -287,10 +287,12 @@ class Graph:
         self._nodes[position:position] = [self._adopt(n) for n in nodes]
 
     def _position(self, node: Node) -> int:
-        for position, candidate in enumerate(self._nodes):
-            if candidate is node:
-                return position
-        raise ValueError(f"{node.describe()} is not in graph {self.name!r}")
+        # list.index compares by identity first and Node keeps object equality (identity),
+        # so this is the identity search, run in C
+        try:
+            return self._nodes.index(node)
+        except ValueError:
+            raise ValueError(f"{node.describe()} is not in graph {self.name!r}") from None
 
     def remove(self, node: Node, *, safe: bool = True) -> None:
         """Remove ``node``. With ``safe``, refuse if another node or a graph output still

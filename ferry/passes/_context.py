@@ -26,8 +26,17 @@ def walk_graphs(graph: Graph) -> Iterator[Graph]:
     """``graph`` and, recursively, every subgraph of its nodes (not function bodies)."""
     yield graph
     for node in graph:
-        for inner in node.subgraphs():
-            yield from walk_graphs(inner)
+        if _may_hold_graphs(node):
+            for inner in node.subgraphs():
+                yield from walk_graphs(inner)
+
+
+def _may_hold_graphs(node: Node) -> bool:
+    """A cheap pre-check before ``node.subgraphs()`` (most nodes hold no graph)."""
+    for attribute in node.attributes.values():  # noqa: SIM110 - a plain loop is faster here
+        if isinstance(attribute.value, (Graph, list)):
+            return True
+    return False
 
 
 def is_standard(node: Node) -> bool:

@@ -75,7 +75,9 @@ def test_duplicate_rows_finds_exact_repeats_only():
     first, expand = duplicate_rows(rows)
     assert first.tolist() == [0, 1, 3] and expand.tolist() == [0, 1, 0, 2]
     assert duplicate_rows(np.eye(3, dtype=np.float32)) is None
-    assert duplicate_rows(np.array([[np.nan], [np.nan]], np.float32)) is None
+    first, expand = duplicate_rows(np.array([[np.nan], [np.nan]], np.float32))  # same bits: same output
+    assert first.tolist() == [0] and expand.tolist() == [0, 0]
+    assert duplicate_rows(np.array([[0.0], [-0.0]], np.float32)) is None  # equal values, other bits
 
 
 def test_fed_bias_keeps_repeated_weight_rows_apart():

@@ -92,7 +92,8 @@ def pack_conv_weights(w: np.ndarray, *, group: int = 1, kernel_shape=None, strid
                          f"group={group}, strides={strides}, dilations={dilations}: "
                          f"expected one of {allowed}")
     layouts = {}
-    if "shifted" in allowed and algorithm in (None, "shifted"):
+    thin = w.shape[0] < w.shape[1] and any(k > 1 for k in w.shape[2:])  # when auto-dispatch shifts
+    if "shifted" in allowed and (algorithm == "shifted" or (algorithm is None and thin)):
         m, c = w.shape[:2]
         layouts["shifted"] = np.ascontiguousarray(w.reshape(m, c, -1).transpose(2, 0, 1))
     if algorithm in ("winograd2", "winograd4"):
