@@ -1,4 +1,4 @@
-"""``ferry``: inspect, check, print, run, benchmark and export models from the shell.
+"""``ferry``: inspect, check, print, infer shapes, run, benchmark and export models from the shell.
 
 Errors print one line (``ferry: error: ...``) and exit with status 1 (2 for bad usage);
 ``--debug`` shows the traceback instead.
@@ -16,14 +16,14 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ferry.cli import bench, commands, demo, export_command
+    from ferry.cli import bench, commands, demo, export_command, shapes_command
 
     parser = argparse.ArgumentParser(
         prog="ferry", description="Move neural networks between frameworks through ONNX."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (commands, bench, export_command, demo):
+    for module in (commands, shapes_command, bench, export_command, demo):
         module.add_commands(sub)
     return parser
 

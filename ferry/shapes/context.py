@@ -150,6 +150,17 @@ class InferenceContext:
         """Infer a subgraph with the given formal-input types; returns its output types."""
         return self._run.infer_subgraph(self.node, graph, list(input_types))
 
+    def graph_output_symbolic(self, graph: Graph, index: int) -> list[Expr | None] | None:
+        """The shape data (see :meth:`input_symbolic`) of output ``index`` of ``graph`` as
+        the latest :meth:`infer_graph` of that graph left it."""
+        value = graph.outputs[index] if index < len(graph.outputs) else None
+        fact = self._run.facts.get(value) if value is not None else None
+        if fact is None:
+            return None
+        if fact.symbolic is not None:
+            return list(fact.symbolic)
+        return symbolic_of_value(fact.value)
+
     def broadcast(self, *shapes: Sequence[Expr | None] | None) -> list[Expr | None] | None:
         """Multidirectional (numpy) broadcast; None if a rank is unknown; on a conflict,
         records an error and returns None."""

@@ -8,13 +8,16 @@ constants, collects like terms (``2*s+s == 3*s``), expands products of sums and
 simplifies floor division by a divisor of every non-constant coefficient
 (``(4*n+2)//2 == 2*n+1``). Dims are assumed to be non-negative integers.
 
-``str()`` prints a compact, space-free text that :meth:`Expr.parse` reads back; a
+``str()`` prints a compact, space-free text that :meth:`Expr.parse` reads back (common
+factors and products of sums recovered from the canonical terms, see
+:mod:`ferry.shapes.expr_print`); a
 dim name that is not an identifier (``"batch size"``) is one opaque symbol, printed
 bare when alone and in braces (``{batch size}*2``) inside a larger expression.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,10 +39,20 @@ class _Op:
     args: tuple[Expr, Expr]
 
     def text(self) -> str:
+        """The display text (arguments printed compactly)."""
         left, right = self.args
         if self.kind in ("max", "min"):
             return f"{self.kind}({left},{right})"
         return f"{left._operand()}{self.kind}{right._operand()}"
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The canonical text (arguments expanded), used to order atoms; it depends only
+        on the canonical form, never on how expressions are displayed."""
+        left, right = self.args
+        if self.kind in ("max", "min"):
+            return f"{self.kind}({left.canonical_text()},{right.canonical_text()})"
+        return f"({left.canonical_text()}){self.kind}({right.canonical_text()})"
 
 
 _Atom = str | _Op
@@ -47,7 +60,7 @@ _Monomial = tuple[_Atom, ...]
 
 
 def _atom_key(atom: _Atom) -> tuple[int, str]:
-    return (0, atom) if isinstance(atom, str) else (1, atom.text())
+    return (0, atom) if isinstance(atom, str) else (1, atom.key)
 
 
 def _monomial_key(monomial: _Monomial) -> tuple:
@@ -57,7 +70,7 @@ def _monomial_key(monomial: _Monomial) -> tuple:
 class Expr:
     """An immutable integer expression over named dims (see the module docstring)."""
 
-    __slots__ = ("_terms", "_hash")
+    __slots__ = ("_terms", "_hash", "_text", "_canonical")
 
     def __init__(self, terms: Mapping[_Monomial, int]) -> None:
         kept = {m: c for m, c in terms.items() if c != 0}
@@ -65,6 +78,8 @@ class Expr:
             sorted(kept.items(), key=lambda item: _monomial_key(item[0]))
         )
         self._hash = hash(self.value) if self.is_const else hash(self._terms)
+        self._text: str | None = None
+        self._canonical: str | None = None
 
     # -- construction -------------------------------------------------------------------
     @staticmethod
@@ -197,18 +212,20 @@ class Expr:
 
     # -- printing ---------------------------------------------------------------------
     def __str__(self) -> str:
-        if self.is_symbol:
-            return self._terms[0][0][0]  # bare name, even when not an identifier
-        if not self._terms:
-            return "0"
-        text = ""
-        for monomial, coefficient in self._terms:
-            term = _monomial_text(monomial, abs(coefficient), not text and coefficient < 0)
-            if not text:
-                text = term if coefficient > 0 else f"-{term}"
-            else:
-                text += f"+{term}" if coefficient > 0 else f"-{term}"
-        return text
+        """Compact text: common factors pulled out and products of sums kept as products
+        (``(a-1)*(b-1)``, not ``a*b-a-b+1``); a function of the canonical form, so equal
+        expressions print the same, and :meth:`parse` reads it back."""
+        if self._text is None:
+            from ferry.shapes.expr_print import format_expr
+
+            self._text = format_expr(self)
+        return self._text
+
+    def canonical_text(self) -> str:
+        """The expanded sum of monomials in canonical order (a stable sort key)."""
+        if self._canonical is None:
+            self._canonical = _sum_text(self._terms, lambda atom: atom.key) if self._terms else "0"
+        return self._canonical
 
     def _operand(self) -> str:
         """The text as an operand of ``//``/``%``: parenthesised unless a single atom or a
@@ -222,21 +239,36 @@ class Expr:
         return f"({self})"
 
 
+def _sum_text(terms, atom_text) -> str:
+    """The expanded text of ``terms`` (monomial, coefficient) in their given order."""
+    text = ""
+    for monomial, coefficient in terms:
+        term = _monomial_text(monomial, abs(coefficient), not text and coefficient < 0, atom_text)
+        if not text:
+            text = term if coefficient > 0 else f"-{term}"
+        else:
+            text += f"+{term}" if coefficient > 0 else f"-{term}"
+    return text
+
+
 def _symbol_text(name: str) -> str:
     return name if _IDENTIFIER.match(name) else "{" + name + "}"
 
 
-def _monomial_text(monomial: _Monomial, coefficient: int, negated: bool) -> str:
+def _monomial_text(monomial: _Monomial, coefficient: int, negated: bool, atom_text=None) -> str:
     """One term's text; ``negated``: it follows a unary minus, which binds tighter than
-    ``//`` and ``%``, so a leading division is parenthesised."""
+    ``//`` and ``%``, so a leading division is parenthesised. ``atom_text`` prints an
+    operation atom (default: its display text)."""
     factors = []
     for position, atom in enumerate(monomial):
         if isinstance(atom, str):
             factors.append(_symbol_text(atom))
-        elif atom.kind in ("//", "%") and (position > 0 or negated):
-            factors.append(f"({atom.text()})")
+            continue
+        text = atom.text() if atom_text is None else atom_text(atom)
+        if atom.kind in ("//", "%") and (position > 0 or negated):
+            factors.append(f"({text})")
         else:
-            factors.append(atom.text())
+            factors.append(text)
     if coefficient != 1 or not factors:
         factors.append(str(coefficient))
     return "*".join(factors)
@@ -324,7 +356,7 @@ def _extremum(kind: str, a: Expr | int, b: Expr | int) -> Expr:
     if difference.is_const:
         a_wins = difference.value >= 0 if kind == "max" else difference.value <= 0
         return a if a_wins else b
-    left, right = sorted((a, b), key=str)
+    left, right = sorted((a, b), key=Expr.canonical_text)
     return _atom_expr(kind, left, right)
 
 

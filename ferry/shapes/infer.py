@@ -112,11 +112,12 @@ class Inference:
         self.aliases: dict[str, Expr] = {}
         self.facts: dict[Value, Fact] = {}
         self.declared: dict[Value, Type | None] = {}
-        self.missing: dict[tuple[str, str], tuple[Location, int, str]] = {}
+        self.missing: dict[tuple[str, str], tuple[Location, set[int], str]] = {}
         self.call_site_types: dict[tuple[str, str, str], list[dict[Value, Type | None]]] = {}
         self._used_names = _dim_names(model)
         self._counter = 0
         self.function_depth = 0
+        self.muted = 0  # > 0 while a subgraph is re-inferred: its findings were reported
 
     def run(self) -> None:
         model = self.model
@@ -124,7 +125,8 @@ class Inference:
                         Location(graph=model.graph.name or ""), {}, self.facts, write=True)
         main.infer(None)
         self._write_function_types()
-        for (domain, op_type), (where, count, why) in self.missing.items():
+        for (domain, op_type), (where, nodes_seen, why) in self.missing.items():
+            count = len(nodes_seen)
             nodes = f"{count} node{'s' if count != 1 else ''}"
             shown = f"{domain}::{op_type}" if domain else op_type
             self.report(where, "info", "no-shape-rule",
@@ -141,6 +143,8 @@ class Inference:
         return Expr.sym(name)
 
     def report(self, where: Location, severity: Severity, rule: str, message: str) -> None:
+        if self.muted:
+            return
         self.diagnostics.append(Diagnostic(
             rule=rule, message=message, severity=severity, graph=where.graph,
             node_index=where.node_index, node_name=where.node_name, op_type=where.op_type,
@@ -196,6 +200,7 @@ class GraphRun:
         self.data_propagation = inference.data_propagation
         self._positions = {id(node): i for i, node in enumerate(graph)}
         self._outputs = {id(v) for v in graph.outputs}
+        self._inferred_subgraphs: set[int] = set()  # by the rule running now
 
     # -- walking --------------------------------------------------------------------------------
     def infer(self, inputs: Sequence[Fact | None] | None) -> list[Fact]:
@@ -237,6 +242,7 @@ class GraphRun:
         if function is not None:
             self._call_function(node, function)
         elif rule is not None:
+            self._inferred_subgraphs = set()
             try:
                 rule(InferenceContext(self, node, opset))
             except FerryError as error:
@@ -259,8 +265,9 @@ class GraphRun:
         elif has_schema(node.op_type, domain, opset) and get_schema(node.op_type, domain, opset).has_function:
             why = " (a function-defined operator whose body ferry does not ship)"
         key = (domain, node.op_type)
-        where, count, _ = self.inference.missing.get(key, (self.where(node), 0, why))
-        self.inference.missing[key] = (where, count + 1, why)
+        where, nodes_seen, _ = self.inference.missing.get(key, (self.where(node), set(), why))
+        nodes_seen.add(id(node))
+        self.inference.missing[key] = (where, nodes_seen, why)
         for index, value in enumerate(node.outputs):
             if value is not None:
                 self._from_declared(value, node, f"{node.describe()} has no shape rule "
@@ -420,7 +427,13 @@ class GraphRun:
                          self.where(node).subgraph(graph.name, attribute),
                          self.bindings, self.facts, write=self.write)
         facts = [_fact_of_type(t) for t in input_types]
-        return [fact.type for fact in child.infer(facts)]
+        again = id(graph) in self._inferred_subgraphs  # Loop/Scan iterating to a fixed point
+        self._inferred_subgraphs.add(id(graph))
+        self.inference.muted += again
+        try:
+            return [fact.type for fact in child.infer(facts)]
+        finally:
+            self.inference.muted -= again
 
     # -- model-local functions --------------------------------------------------------------------
     def _call_function(self, node: Node, function: Function) -> None:

@@ -154,3 +154,79 @@ def test_optimize(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 nodes" in result.stdout and "1 nodes" in result.stdout
     assert [n.op_type for n in ferry.load(tmp_path / "out.onnx").graph] == ["Relu"]
+
+
+# -- ferry shapes ---------------------------------------------------------------------------------
+@pytest.fixture
+def reshape_model_path(tmp_path):
+    """y = Reshape(x[batch,seq,4], Concat(Shape(x)[0:1], [-1])): y is [batch, seq*4]."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape", start=0, end=1),
+        helper.make_node("Concat", ["shape", "minus_one"], ["target"], name="concat", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape"),
+    ]
+    minus_one = helper.make_tensor("minus_one", TensorProto.INT64, [1], [-1])
+    graph = helper.make_graph(nodes, "flatten", [x], [y], [minus_one])
+    path = tmp_path / "flatten.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_shapes_has_help():
+    result = ferry_cli("shapes", "--help")
+    assert result.returncode == 0 and "usage: ferry shapes" in result.stdout
+    assert "--explain" in result.stdout and "--strict" in result.stdout
+
+
+def test_shapes_lists_every_value_and_writes_the_inferred_model(reshape_model_path, tmp_path):
+    out = tmp_path / "inferred.onnx"
+    result = ferry_cli("shapes", reshape_model_path, "-o", out)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for expected in ("x: float[batch,seq,4]", "shape: int64[1]", "target: int64[2]", "y: float[batch,seq*4]"):
+        assert f"  {expected}" in lines, result.stdout
+    assert "minus_one" not in result.stdout  # initializers are not listed
+    assert "diagnostics: none" in lines
+    saved = onnx.load(out)
+    infos = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+             for v in saved.graph.value_info}
+    assert infos["target"] == [2]
+    assert [d.dim_param for d in saved.graph.output[0].type.tensor_type.shape.dim] == ["batch", "seq*4"]
+
+
+def test_shapes_explain_says_where_each_dim_comes_from(reshape_model_path):
+    result = ferry_cli("shapes", reshape_model_path, "--explain", "y")
+    assert result.returncode == 0, result.stderr
+    assert "value 'y': float[batch,seq*4]" in result.stdout
+    assert "node 'reshape' (Reshape)" in result.stdout and "graph input 'x'" in result.stdout
+
+
+def test_shapes_strict_fails_on_a_conflict_and_writes_nothing(model_path, tmp_path):
+    model = onnx.load(model_path)
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 4  # Relu gives [batch, 3]
+    conflicting = tmp_path / "conflict.onnx"
+    onnx.save(model, conflicting)
+    out = tmp_path / "out.onnx"
+    relaxed = ferry_cli("shapes", conflicting)
+    assert relaxed.returncode == 0 and "'relu' (Relu)" in relaxed.stdout and "1 error" in relaxed.stdout
+    strict = ferry_cli("shapes", conflicting, "--strict", "-o", out)
+    assert strict.returncode == 1 and "'relu' (Relu)" in strict.stdout
+    assert "model declares 4, inference gives 3" in strict.stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "make_args, needle",
+    [
+        (lambda p, t: ["shapes", t / "missing.onnx"], "cannot read"),
+        (lambda p, t: ["shapes", t / "corrupt.onnx"], "not a valid ONNX model"),
+        (lambda p, t: ["shapes", p, "--explain", "tt"], "has no value of that name; did you mean 't'"),
+    ],
+    ids=["missing-file", "corrupt-file", "unknown-value"],
+)
+def test_shapes_errors_are_one_clear_line(model_path, tmp_path, make_args, needle):
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    line = _one_error_line(ferry_cli(*make_args(model_path, tmp_path)))
+    assert needle in line

@@ -105,3 +105,7 @@ def test_cnn_output_dims_are_expressions_of_the_input_names(size):
         want = cnn(torch.randn(2, 3, *size)).shape
     bindings = {"batch": 2, "height": size[0], "width": size[1]}
     assert [from_dim(d).substitute(bindings) for d in dims] == list(want)
+    # conv1 (k3 s2 p1): (H-1)//2+1; pool (k2 s2): ((H-1)//2-1)//2+1; conv2 (k3): that - 2;
+    # flatten: the product, printed as built rather than expanded
+    side = "(((height-1)//2-1)//2-1)", "(((width-1)//2-1)//2-1)"
+    assert dims[2] == "*".join(side)

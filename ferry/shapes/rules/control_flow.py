@@ -6,7 +6,12 @@ different ranks give an unknown rank). Loop and Scan: loop-carried (state) types
 iterated to a fixed point, since a body may change them and the loop may run zero times;
 scan outputs are the body's per-iteration outputs stacked along a new axis whose size is
 the trip count (Loop: ``M`` when no condition can stop the loop early; Scan: the scan
-inputs' length along their scan axes).
+inputs' length along their scan axes). A body inferred again reports nothing new: its
+diagnostics are those of the first pass (the driver mutes re-inferences).
+
+Shape data flows out too: an If output has the elements all possible branches agree on;
+a final loop-carried value keeps its initial data when the body passes it through
+unchanged or the loop runs no iteration.
 """
 
 from __future__ import annotations
@@ -167,9 +172,10 @@ def if_(ctx: InferenceContext) -> None:
         results.append(ctx.infer_graph(graph, []))
     condition = ctx.input_value(0)
     if condition is not None and condition.size == 1:
-        chosen = results[0] if bool(condition.reshape(-1)[0]) else results[1]
-        for index, type_ in enumerate(chosen):
+        taken = 0 if bool(condition.reshape(-1)[0]) else 1
+        for index, type_ in enumerate(results[taken]):
             _set_type(ctx, index, type_)
+        _branch_data(ctx, [branches[taken]])
         return
     for index, (then_type, else_type) in enumerate(zip(*results)):
         clash = _dtype_clash(then_type, else_type)
@@ -177,6 +183,31 @@ def if_(ctx: InferenceContext) -> None:
             ctx.error(f"output {index}: the branches disagree on its type ({clash})")
             continue
         _set_type(ctx, index, merge_types(then_type, else_type))
+    _branch_data(ctx, branches)
+
+
+def _branch_data(ctx: InferenceContext, branches: list[Graph]) -> None:
+    """Shape data out of If: the elements every possible branch agrees on."""
+    for index in range(ctx.num_outputs()):
+        parts = [ctx.graph_output_symbolic(graph, index) for graph in branches]
+        if any(p is None or len(p) != len(parts[0]) for p in parts):
+            continue
+        elements = [e if all(p[k] is not None and p[k] == e for p in parts) else None
+                    for k, e in enumerate(parts[0])]
+        if any(e is not None for e in elements):
+            ctx.set_output_symbolic(index, elements)
+
+
+def _carried_data(ctx: InferenceContext, body: Graph, first_input: int, first_output: int,
+                  count: int, no_iterations: bool) -> None:
+    """Shape data of final loop-carried values: the initial data when the loop runs no
+    iteration or the body passes the value through unchanged."""
+    for k in range(count):
+        source = body.outputs[first_output + k] if first_output + k < len(body.outputs) else None
+        unchanged = source is not None and _through_identities(source) is body.inputs[first_input + k]
+        elements = ctx.input_symbolic(first_input + k) if ctx.has_input(first_input + k) else None
+        if elements is not None and (no_iterations or unchanged):
+            ctx.set_output_symbolic(k, elements)
 
 
 # -- Loop --------------------------------------------------------------------------------------
@@ -231,6 +262,7 @@ def loop(ctx: InferenceContext) -> None:
     states, outputs = result
     for index, type_ in enumerate(states):
         _set_type(ctx, index, type_)
+    _carried_data(ctx, body, 2, 1, carried, ctx.has_input(0) and ctx.input_symbolic(0) == [0])
     if scans:
         trips = _trip_count(ctx, body)
         for k in range(scans):
@@ -310,6 +342,7 @@ def scan(ctx: InferenceContext) -> None:
     final, outputs = result
     for index, type_ in enumerate(final):
         _set_type(ctx, index, type_)
+    _carried_data(ctx, body, 0, 0, states, length == 0)
     for k, axis in enumerate(out_axes):
         _stacked(ctx, states + k, outputs[states + k], length, axis)
 

@@ -9,7 +9,7 @@ least ``k`` and ``min(d,k)`` otherwise.
 from __future__ import annotations
 
 from ferry.shapes import expr as dim_ops
-from ferry.shapes.context import InferenceContext, is_unknown
+from ferry.shapes.context import SYMBOLIC_LIMIT, InferenceContext, is_unknown
 from ferry.shapes.expr import Expr
 from ferry.shapes.registry import shape_rule
 from ferry.shapes.rules._common import const_ints, normalize_axes, symbolic_ints
@@ -22,6 +22,8 @@ _HUGE = 1 << 30  # a bound at least this large means "to the end"
 # -- Concat -----------------------------------------------------------------------------------
 @shape_rule("Concat", since=1)
 def concat(ctx: InferenceContext) -> None:
+    """Inputs joined along ``axis``: what any input proves is kept (see _concat_dims);
+    1-D shape data is concatenated too."""
     given = [i for i in range(ctx.num_inputs()) if ctx.has_input(i)]
     dtype = next((ctx.input_dtype(i) for i in given if ctx.input_dtype(i) is not None), None)
     shapes = [ctx.input_shape(i) for i in given]
@@ -44,12 +46,29 @@ def concat(ctx: InferenceContext) -> None:
     if out is None:
         return
     ctx.set_output(0, dtype, out)
-    parts = [ctx.input_symbolic(i) for i in given]
+    parts = [_elements(ctx, i) for i in given]
     if rank == 1 and all(p is not None for p in parts):
-        ctx.set_output_symbolic(0, [e for p in parts for e in p])  # type: ignore[union-attr]
+        elements = [e for p in parts for e in p]  # type: ignore[union-attr]
+        if any(e is not None for e in elements):
+            ctx.set_output_symbolic(0, elements)
+
+
+def _elements(ctx: InferenceContext, index: int) -> list[Expr | None] | None:
+    """Input ``index``'s shape data; unknown elements are None when only its length is
+    known (so the known parts keep their positions in a concatenation)."""
+    elements = ctx.input_symbolic(index)
+    if elements is not None:
+        return elements
+    dims = ctx.input_shape(index)
+    length = dims[0] if dims is not None and len(dims) == 1 else None
+    if length is not None and length.is_const and length.value <= SYMBOLIC_LIMIT:
+        return [None] * length.value
+    return None
 
 
 def _concat_dims(ctx, shapes, rank: int, axis: int) -> list[Expr | None] | None:
+    """Rank from any input that knows it; each non-axis dim from any input that knows it
+    (a constant over a symbol); the axis dim is the sum when every part is known."""
     out: list[Expr | None] = []
     for k in range(rank):
         column = [s[k] if s is not None else None for s in shapes]
