@@ -92,10 +92,11 @@ def test_applicability_follows_the_attributes():
     assert "pointwise" not in ca.applicable_algorithms((1, 8, 5, 5), padded_1x1)
 
 
-def test_dispatch_sends_thin_wide_convs_to_shifted():
+def test_dispatch_picks_special_cases_else_im2col_unless_forced():
     thin = ca.pack_conv_weights(np.zeros((9, 32, 3, 3), np.float32), pads=[1] * 4)
-    assert ca.choose_algorithm((1, 32, 224, 224), thin) == "shifted"
-    assert ca.choose_algorithm((1, 32, 7, 7), thin) == "im2col"  # too narrow
+    assert ca.choose_algorithm((1, 32, 224, 224), thin) == "im2col"
+    forced = ca.pack_conv_weights(np.zeros((9, 32, 3, 3), np.float32), pads=[1] * 4, algorithm="shifted")
+    assert ca.choose_algorithm((1, 32, 224, 224), forced) == "shifted"
     square = ca.pack_conv_weights(np.zeros((64, 64, 3, 3), np.float32), pads=[1] * 4)
     assert ca.choose_algorithm((1, 64, 56, 56), square) == "im2col"
     assert ca.choose_algorithm((1, 64, 56, 56), ca.pack_conv_weights(

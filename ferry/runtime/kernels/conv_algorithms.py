@@ -11,7 +11,8 @@ Algorithms (ONNX Conv semantics: zero-padded N-d grouped cross-correlation):
 ``depthwise``  one input channel per group: weighted sum of per-tap strided views.
 ``im2col``     GEMM of (M, C*K) weights with cache-sized blocks of an im2col matrix.
 ``shifted``    2-D, stride 1, group 1: out += W_tap (M, C) @ x_flat[:, tap offset:] per tap,
-               computed at the padded width on the flat padded image (no im2col copy).
+               computed at the padded width on the flat padded image (no im2col copy);
+               available when forced, measured no faster than im2col here.
 ``winograd2``/``winograd4``  2-D 3x3 stride 1 group 1: Winograd F(2x2|4x4, 3x3), see
                ``_winograd``. Available when forced; measured slower than im2col on this
                numpy/OpenBLAS stack for the shapes of issue #6, so never chosen by default.
@@ -34,7 +35,6 @@ __all__ = ["PackedConv", "pack_conv_weights", "conv_packed", "applicable_algorit
 ALGORITHMS = ("pointwise", "depthwise", "im2col", "shifted", "winograd2", "winograd4")
 _CHUNK_BYTES = 1 << 21  # im2col block size: keeps the column buffer cache-resident
 _SHIFT_BLOCK_BYTES = 1 << 21  # shifted: bytes of one block's (M, rows * padded width) output
-_SHIFT_MIN_WIDTH = 32  # narrower outputs waste too much of the padded width
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ def pack_conv_weights(w: np.ndarray, *, group: int = 1, kernel_shape=None, strid
                          f"group={group}, strides={strides}, dilations={dilations}: "
                          f"expected one of {allowed}")
     layouts = {}
-    thin = w.shape[0] < w.shape[1] and any(k > 1 for k in w.shape[2:])  # when auto-dispatch shifts
-    if "shifted" in allowed and (algorithm == "shifted" or (algorithm is None and thin)):
+    if "shifted" in allowed and algorithm == "shifted":
         m, c = w.shape[:2]
         layouts["shifted"] = np.ascontiguousarray(w.reshape(m, c, -1).transpose(2, 0, 1))
     if algorithm in ("winograd2", "winograd4"):
@@ -117,20 +116,13 @@ def applicable_algorithms(x_shape: tuple[int, ...], packed: PackedConv) -> list[
 
 
 def choose_algorithm(x_shape: tuple[int, ...], packed: PackedConv) -> str:
-    """The algorithm ``conv_packed`` runs: the forced one, else a rule from the shapes.
-
-    Thin outputs (M < C) over wide images go ``shifted``; everything else im2col (or the
-    pointwise/depthwise special cases)."""
+    """The algorithm ``conv_packed`` runs: the forced one, else pointwise / depthwise where
+    they apply, else im2col. (``shifted`` and Winograd measured no faster than im2col on the
+    shapes of bench/conv_micro.py with numpy's OpenBLAS, so they run only when forced.)"""
     if packed.algorithm is not None:
         return packed.algorithm
     names = applicable_algorithms(x_shape, packed)
-    if names[0] in ("pointwise", "depthwise"):
-        return names[0]
-    win = packed.window(x_shape)
-    m, c = packed.weights.shape[0], x_shape[1]
-    if "shifted" in names and m < c and win.out[1] >= _SHIFT_MIN_WIDTH:
-        return "shifted"
-    return "im2col"
+    return names[0] if names[0] in ("pointwise", "depthwise") else "im2col"
 
 
 def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = None,
