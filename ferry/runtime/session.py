@@ -6,7 +6,6 @@ validates the feeds against the graph's declared inputs and executes the plan.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from ferry.errors import InvalidArgument
 from ferry.ir import DataType, MapType, Model, OptionalType, SequenceType, TensorType, Type, Value
 from ferry.runtime.arena import enable_memory_arena
 from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
-from ferry.runtime.parallel import workers_for
 from ferry.runtime.plan import GraphPlan, compile_graph
 from ferry.runtime.profiling import Profiler
 
@@ -86,7 +84,6 @@ class InferenceSession:
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         self._runs = 0
         self._threads = _blas_threads(self._options.intra_op_num_threads)
-        self._workers = workers_for(self._options.intra_op_num_threads)
         if self._options.enable_cpu_mem_arena:
             enable_memory_arena()
         graph = self._model.graph
@@ -128,7 +125,7 @@ class InferenceSession:
         env = dict(self._plan.constants)
         env.update(self._validate(input_feed))
         self._runs += 1
-        with self._threads, self._workers.active() if self._workers else contextlib.nullcontext():
+        with self._threads:
             outputs = self._plan.run(env, self._profiler, self._runs)
         if output_names is None:
             return outputs

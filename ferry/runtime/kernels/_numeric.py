@@ -52,3 +52,12 @@ def is_float(dtype: np.dtype) -> bool:
 def require_float(x: np.ndarray, op: str) -> None:
     if not is_float(x.dtype):
         raise TypeError(f"{op} expects a floating-point tensor, got {x.dtype}")
+
+
+def split(count: int, unit: int = 1, min_elements: int = 1 << 16, max_blocks: int = 8) -> list[slice]:
+    """``count`` rows of ``unit`` elements each, cut into near-equal blocks of at least
+    ``min_elements`` elements (at most ``max_blocks``): cache-sized pieces of row-wise work.
+    """
+    blocks = max(1, min(max_blocks, count, count * unit // max(1, min_elements)))
+    bounds = [count * i // blocks for i in range(blocks + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(blocks)]

@@ -9,7 +9,7 @@ solved from the identity the three must satisfy.
 numpy layout: tiles are gathered with one strided copy into D (a, a, C, tiles); each
 transform is two skinny GEMMs, one per tile axis; the a*a element-wise products over
 channels are one batched GEMM (a*a, M, C) @ (a*a, C, tiles). Work goes in blocks of tile
-rows whose buffers stay in the last-level cache, on the session's workers when it has them.
+rows whose buffers stay in the last-level cache.
 
 Accuracy (float32, random normal data): F(4x4, 3x3) on points 0, 1, -1, 1/2, -2 gives a
 max error about 1.5e-6 of the output's max magnitude per tile, a few times that of a
@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
-from ferry.runtime.parallel import run_blocks
 
 # Interpolation points (besides infinity) for each output tile size m, kernel size 3.
 _POINTS = {2: (0.0, 1.0, -1.0), 4: (0.0, 1.0, -1.0, 0.5, -2.0)}
@@ -119,7 +117,8 @@ def winograd_conv(xp: np.ndarray, u: np.ndarray, m: int, out: np.ndarray, epilog
         if epilogue is not None:
             epilogue(slice(t0 * m, min(oh, (t0 + nt) * m)))
 
-    run_blocks(block, len(starts))
+    for index in range(len(starts)):
+        block(index)
 
 
 def _scatter_tiles(tiles: np.ndarray, out: np.ndarray, row0: int) -> None:

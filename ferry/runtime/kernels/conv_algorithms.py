@@ -27,7 +27,6 @@ import numpy as np
 
 from ferry.runtime.kernels._window import Window, geometry, padded, tap_view
 from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
-from ferry.runtime.parallel import run_blocks
 
 __all__ = ["PackedConv", "pack_conv_weights", "conv_packed", "applicable_algorithms",
            "choose_algorithm", "ALGORITHMS"]
@@ -285,7 +284,8 @@ def shifted_conv(xp: np.ndarray, taps: np.ndarray, win: Window, out: np.ndarray,
         if epilogue is not None:
             epilogue(slice(r0, r0 + rows))
 
-    run_blocks(block, len(starts))
+    for index in range(len(starts)):
+        block(index)
 
 
 def _window_view(xp: np.ndarray, win: Window) -> np.ndarray:
@@ -317,7 +317,8 @@ def im2col_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.nda
         np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
         np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
 
-    run_blocks(block, len(blocks))
+    for index in range(len(blocks)):
+        block(index)
     return out.reshape(n, w.shape[0], *win.out)
 
 

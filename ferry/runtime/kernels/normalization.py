@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferry.ir.dtypes import DataType
+from ferry.runtime.kernels._numeric import split
 from ferry.runtime.registry import kernel
 
 
@@ -104,19 +105,31 @@ def layer_norm(x, scale, b=None, *, axis, epsilon, stash_type):
     # The normalized axes are trailing: view them as one contiguous row per statistic.
     count = int(np.prod(x.shape[axes[0]:], dtype=np.int64))
     rows = x.astype(stash, copy=False).reshape(int(np.prod(stats_shape, dtype=np.int64)), count)
-    mean = rows.mean(axis=1, keepdims=True)
-    centered = rows - mean
-    variance = np.einsum("ij,ij->i", centered, centered)[:, None]
-    variance /= max(count, 1)
-    variance += epsilon
-    inv_std = np.sqrt(variance, out=variance)
-    np.reciprocal(inv_std, out=inv_std)
-    centered *= inv_std
-    y = centered.reshape(x.shape).astype(x.dtype, copy=False)
+    out = np.empty(rows.shape, dtype=stash)
+    mean = np.empty((rows.shape[0], 1), dtype=stash)
+    inv_std = np.empty_like(mean)
+    blocks = split(rows.shape[0], count)
+
+    for part in blocks:  # cache-sized blocks of rows
+        _normalize_rows(rows[part], epsilon, out[part], mean[part], inv_std[part])
+    y = out.reshape(x.shape).astype(x.dtype, copy=False)
     y *= scale
     if b is not None:
         y += b
     return y, mean.reshape(stats_shape), inv_std.reshape(stats_shape)
+
+
+def _normalize_rows(rows: np.ndarray, epsilon: float, out: np.ndarray, mean: np.ndarray,
+                    inv_std: np.ndarray) -> None:
+    """out = (rows - mean) * inv_std row by row, filling ``mean`` and ``inv_std`` (R, 1)."""
+    np.mean(rows, axis=1, keepdims=True, out=mean)
+    np.subtract(rows, mean, out=out)
+    inv_std[:, 0] = np.einsum("ij,ij->i", out, out)
+    inv_std /= max(rows.shape[1], 1)
+    inv_std += epsilon
+    np.sqrt(inv_std, out=inv_std)
+    np.reciprocal(inv_std, out=inv_std)
+    out *= inv_std
 
 
 @kernel("RMSNormalization", since=23)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ferry.ir.dtypes import DataType
-from ferry.runtime.kernels._numeric import narrow, require_float, widen
+from ferry.runtime.kernels._numeric import narrow, require_float, split, widen
 from ferry.runtime.registry import kernel
 
 _BFLOAT16 = DataType.BFLOAT16.numpy
@@ -66,12 +66,24 @@ def _apply(op: str, x, axis: int, coerce_2d: bool, fn: Callable) -> np.ndarray:
 
 def _softmax(v: np.ndarray, axis: int, p: _Precision) -> np.ndarray:
     if not p.reduced:  # float32/float64: in place on one fresh buffer
+        if axis == v.ndim - 1 and v.flags.c_contiguous:  # cache-sized blocks of rows
+            rows = v.reshape(-1, v.shape[-1])
+            out = np.empty_like(rows)
+            for part in split(rows.shape[0], rows.shape[1]):
+                _softmax_rows(rows[part], out[part])
+            return out.reshape(v.shape)
         e = np.subtract(v, np.max(v, axis=axis, keepdims=True))
         np.exp(e, out=e)
         e /= np.sum(e, axis=axis, keepdims=True)
         return e
     e = p.round(np.exp(p.round(v - np.max(v, axis=axis, keepdims=True))))
     return e / p.sum(e, axis)
+
+
+def _softmax_rows(rows: np.ndarray, out: np.ndarray) -> None:
+    np.subtract(rows, np.max(rows, axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= np.sum(out, axis=1, keepdims=True)
 
 
 def _log_softmax(v: np.ndarray, axis: int, p: _Precision) -> np.ndarray:
