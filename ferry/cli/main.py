@@ -16,14 +16,14 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ferry.cli import bench, commands, demo, export_command, shapes_command
+    from ferry.cli import bench, commands, convert_command, demo, export_command, shapes_command
 
     parser = argparse.ArgumentParser(
         prog="ferry", description="Move neural networks between frameworks through ONNX."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (commands, shapes_command, bench, export_command, demo):
+    for module in (commands, shapes_command, convert_command, bench, export_command, demo):
         module.add_commands(sub)
     return parser
 

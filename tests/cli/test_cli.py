@@ -44,7 +44,7 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", ["info", "check", "print", "optimize", "run", "bench", "export", "demo"])
+@pytest.mark.parametrize("command", ["info", "check", "print", "optimize", "run", "bench", "export", "demo", "convert"])
 def test_every_subcommand_has_help(command):
     result = ferry_cli(command, "--help")
     assert result.returncode == 0 and "usage: ferry " + command in result.stdout
@@ -230,3 +230,31 @@ def test_shapes_errors_are_one_clear_line(model_path, tmp_path, make_args, needl
     (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 10)
     line = _one_error_line(ferry_cli(*make_args(model_path, tmp_path)))
     assert needle in line
+
+
+def test_convert_writes_the_model_at_the_target_opset(model_path, tmp_path):
+    out = tmp_path / "at13.onnx"
+    result = ferry_cli("convert", model_path, out, "--opset", "13")
+    assert result.returncode == 0, result.stderr
+    assert "opset 17 -> 13" in result.stdout
+    converted = onnx.load(out)
+    onnx.checker.check_model(converted, full_check=True)
+    assert {o.domain: o.version for o in converted.opset_import}[""] == 13
+    x = np.array([[1, -2, 3]], np.float32)
+    (y,) = ferry.InferenceSession(str(out)).run(None, {"x": x})
+    np.testing.assert_array_equal(y, np.maximum(x * [1, 2, 3], 0))
+
+
+def test_convert_lists_blocking_nodes_and_writes_nothing(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [3], [1.0, 1.0, 1.0])
+    node = helper.make_node("LayerNormalization", ["x", "scale"], ["y"], name="norm")
+    graph = helper.make_graph([node], "g", [x], [y], [scale])
+    path = tmp_path / "ln.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    out = tmp_path / "out.onnx"
+    result = ferry_cli("convert", path, out, "--opset", "12")
+    assert result.returncode == 1
+    assert "nothing written" in result.stdout and "'norm' (LayerNormalization)" in result.stdout
+    assert not out.exists()
