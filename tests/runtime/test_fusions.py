@@ -142,3 +142,38 @@ def test_fast_gelu_is_accurate_against_the_exact_formula():
     big = np.abs(exact) > 0.1
     assert (np.abs(got - exact)[big] / np.abs(exact[big])).max() < 3e-6
     assert gelu(x.astype(np.float64)).dtype == np.float64
+
+
+def _attention_softmax(cleanup: bool, axis: int = -1, opset: int = 17) -> bytes:
+    nodes = [helper.make_node("Add", ["scores", "mask"], ["s"]),
+             helper.make_node("Softmax", ["s"], ["p" if cleanup else "y"], axis=axis)]
+    if cleanup:
+        nodes += [helper.make_node("IsNaN", ["p"], ["nan"]), _const("zero", 0.0),
+                  helper.make_node("Where", ["nan", "zero", "p"], ["y"])]
+    return _model(nodes, [("scores", [2, 3, 4, 5]), ("mask", [2, 1, 1, 5])], ["y"], opset=opset)
+
+
+ATTENTION_FEEDS = {
+    "scores": RNG.standard_normal((2, 3, 4, 5)).astype(np.float32),
+    "mask": np.where(np.arange(10).reshape(2, 1, 1, 5) % 5 >= 3, -np.inf, 0).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("cleanup", [True, False])
+def test_masked_softmax_fuses_and_agrees(cleanup):
+    model = _attention_softmax(cleanup)
+    assert _fused_ops(model) == Counter({("MaskedSoftmax", ""): 1})
+    _assert_same_outputs(model, ATTENTION_FEEDS)
+
+
+def test_fully_masked_rows_become_zero_only_with_the_cleanup():
+    feeds = dict(ATTENTION_FEEDS, mask=np.full((2, 1, 1, 5), -np.inf, np.float32))
+    (with_cleanup,) = ferry.InferenceSession(_attention_softmax(True)).run(None, feeds)
+    assert (with_cleanup == 0).all()
+    (without,) = ferry.InferenceSession(_attention_softmax(False)).run(None, feeds)
+    assert np.isnan(without).all()
+
+
+@pytest.mark.parametrize(("axis", "opset"), [(1, 17), (-1, 12)])
+def test_softmax_on_other_axes_or_old_opsets_is_left_alone(axis, opset):
+    assert _fused_ops(_attention_softmax(True, axis, opset)) == Counter()

@@ -4,7 +4,8 @@ They run on an ``InferenceSession``'s own copy of the model after the standard o
 (at ``ORT_ENABLE_EXTENDED`` and above, as onnxruntime's fusions do) and produce ops that exist
 only inside the session (:mod:`ferry.runtime.kernels.fused`): ``FusedConv`` (Conv + residual
 Add + activation), ``Gelu`` (the erf pattern exporters emit for GELU) and ``FusedMatMul``
-(MatMul + bias + activation). A pattern is fused only where its intermediate values have a
+(MatMul + bias + activation), ``MaskedSoftmax`` (Add of a mask, Softmax, and the NaN clean-up
+exporters add). A pattern is fused only where its intermediate values have a
 single reader and are not graph outputs, so nothing observable changes.
 """
 
@@ -15,6 +16,7 @@ from ferry.passes.base import Pass
 from ferry.runtime.fusions.conv import FuseConvEpilogue
 from ferry.runtime.fusions.gelu import FuseGelu
 from ferry.runtime.fusions.matmul import FuseMatMulEpilogue
+from ferry.runtime.fusions.softmax import FuseMaskedSoftmax
 from ferry.runtime.kernels.fused import INTERNAL_DOMAIN
 
 __all__ = ["INTERNAL_DOMAIN", "fuse", "fusion_passes"]
@@ -22,7 +24,7 @@ __all__ = ["INTERNAL_DOMAIN", "fuse", "fusion_passes"]
 
 def fusion_passes() -> list[Pass]:
     """The fusions, in the order they run (GELU first, so MatMul can absorb it)."""
-    return [FuseGelu(), FuseConvEpilogue(), FuseMatMulEpilogue()]
+    return [FuseGelu(), FuseConvEpilogue(), FuseMatMulEpilogue(), FuseMaskedSoftmax()]
 
 
 def fuse(model: Model, stats: dict[str, int] | None = None) -> Model:

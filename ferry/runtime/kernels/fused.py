@@ -69,6 +69,30 @@ def gelu(x):
     return gelu_in_place(y)
 
 
+@kernel("MaskedSoftmax", since=1, domain=INTERNAL_DOMAIN)
+def masked_softmax(x, mask, *, nan_to_zero=0):
+    """Softmax(x + mask) along the last axis (ONNX Add then Softmax, opset 13); with
+    ``nan_to_zero``, NaN results (rows masked entirely) become 0."""
+    shape = np.broadcast_shapes(x.shape, mask.shape)
+    dtype = np.result_type(x, mask)
+    if dtype.kind != "f" or not shape:
+        from ferry.runtime.kernels.softmax import softmax
+
+        y = softmax(np.add(x, mask), axis=-1)
+    else:
+        y = np.add(x, mask, dtype=dtype)
+        rows = y.reshape(-1, shape[-1])
+        with np.errstate(invalid="ignore", over="ignore"):
+            for part in split(rows.shape[0], rows.shape[1]):  # cache-sized blocks of rows
+                block = rows[part]
+                block -= np.max(block, axis=1, keepdims=True)
+                np.exp(block, out=block)
+                block /= np.sum(block, axis=1, keepdims=True)
+    if nan_to_zero:
+        np.copyto(y, 0, where=np.isnan(y))
+    return y
+
+
 # erf(u) ~= u * P(u^2) / Q(u^2) on |u| <= 3.92 (tools/gen_erf_rational.py; <= 7 float32 ulp)
 _ERF_P = (1.128379150092745, 0.1899124464377192, 0.052666260748970656, 0.0037413491968694102,
           0.00028374295877328995, 2.044658584998693e-06)
