@@ -42,5 +42,7 @@ def _page_faults_of_one_run(arena: str) -> int:
 def test_arena_removes_page_faults_of_large_activations():
     without = _page_faults_of_one_run("off")
     with_arena = _page_faults_of_one_run("on")
-    assert without > 500  # two 48 MB outputs written to fresh pages (huge pages make fewer faults)
-    assert with_arena < without / 20
+    # two 48 MB outputs written to fresh pages: 24,000 faults of 4 KiB pages, or as few as 48 of
+    # 2 MiB transparent huge pages; with the arena, the second run reuses the first one's memory
+    assert without >= 40
+    assert with_arena <= without / 10
