@@ -40,7 +40,9 @@ class ConstantFolding(Pass):
     Not folded: random operators (and Dropout), nodes with subgraphs, model-local
     functions, operators outside the default domain, sequence/optional results, results
     whose type disagrees with the declared one, and results of more than
-    ``max_elements`` elements (one million by default).
+    ``max_elements`` elements (one million by default) unless no larger than the node's
+    largest input (a transposed or cast weight folds whatever its size: folding it does not
+    grow the model).
     """
 
     name = "constant-folding"
@@ -60,10 +62,13 @@ class ConstantFolding(Pass):
         if not _foldable(node):
             return False
         args = _arguments(context, node)
-        if args is None or _predicted_size(node, args) > self.max_elements:
+        if args is None:
+            return False
+        limit = max([self.max_elements, *(np.size(a) for a in args if isinstance(a, np.ndarray))])
+        if _predicted_size(node, args) > limit:
             return False
         results = context.evaluate(node, args)
-        if results is None or not _acceptable(node, results, self.max_elements):
+        if results is None or not _acceptable(node, results, limit):
             return False
         for value, result in zip(node.outputs, results):
             if value is not None:

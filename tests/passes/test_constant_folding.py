@@ -169,6 +169,16 @@ def test_large_results_are_not_folded():
     assert not ConstantFolding()(to_ferry(huge)).modified
 
 
+def test_results_no_larger_than_an_input_fold_whatever_their_size():
+    weight = ("w", np.arange(1200 * 1000, dtype=np.float32).reshape(1200, 1000) / 1e6)
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"]), helper.make_node("MatMul", ["x", "wt"], ["y"])]
+    model = make_model(nodes, [("x", FLOAT, [2, 1000])], [("y", FLOAT, [2, 1200])], [weight])
+    assert op_counts(check_pass(model, ConstantFolding())) == {"MatMul": 1}
+    grown = [helper.make_node("Tile", ["w", "reps"], ["big"]), helper.make_node("ReduceSum", ["big"], ["y"])]
+    tiled = make_model(grown, [], [("y", FLOAT, [1])], [weight, ("reps", np.array([2, 1], np.int64))])
+    assert not ConstantFolding()(to_ferry(tiled)).modified  # 2.4M elements, twice the input
+
+
 def test_sequence_results_are_not_folded():
     model = make_model(
         [

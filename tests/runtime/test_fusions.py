@@ -177,3 +177,15 @@ def test_fully_masked_rows_become_zero_only_with_the_cleanup():
 @pytest.mark.parametrize(("axis", "opset"), [(1, 17), (-1, 12)])
 def test_softmax_on_other_axes_or_old_opsets_is_left_alone(axis, opset):
     assert _fused_ops(_attention_softmax(True, axis, opset)) == Counter()
+
+
+def test_standard_gelu_runs_as_the_fused_kernel_and_joins_the_matmul():
+    w = RNG.standard_normal((16, 32)).astype(np.float32)
+    bias = RNG.standard_normal(32).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["mm"]), helper.make_node("Add", ["mm", "bias"], ["x"]),
+             helper.make_node("Gelu", ["x"], ["y"])]
+    model = _model(nodes, [("a", [2, 5, 16])], ["y"], [("w", w), ("bias", bias)], opset=20)
+    assert _fused_ops(model) == Counter({("FusedMatMul", "Gelu"): 1})
+    _assert_same_outputs(model, {"a": RNG.standard_normal((2, 5, 16)).astype(np.float32)}, atol=1e-5)
+    tanh = _model([helper.make_node("Gelu", ["a"], ["y"], approximate="tanh")], [("a", [2, 5, 16])], ["y"], opset=20)
+    assert _fused_ops(tanh) == Counter()
