@@ -36,7 +36,7 @@ def from_float(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return np.clip(np.rint(y), info.min, info.max).astype(dtype)
     if dtype.kind == "b":
         return y != 0
-    return y.astype(dtype)
+    return y.astype(dtype, copy=False)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -94,12 +94,19 @@ def _mask_bias(attn_mask, total: int, dtype) -> np.ndarray | None:
 
 
 def _safe_softmax(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis; rows with no finite score give zeros instead of NaN."""
+    """Softmax over the last axis, in place on ``scores`` (a fresh array); rows with no finite
+    score give zeros instead of NaN."""
     top = scores.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0)
-    e = np.exp(scores - top)
-    total = e.sum(axis=-1, keepdims=True)
-    return np.where(total > 0, e / np.where(total > 0, total, 1), 0).astype(scores.dtype)
+    top[~np.isfinite(top)] = 0
+    scores -= top
+    np.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    empty = ~(total > 0)  # no finite score (all -inf, or NaN): the row is all zeros
+    if empty.any():
+        total[empty] = 1
+        np.copyto(scores, 0, where=empty)
+    scores /= total
+    return scores
 
 
 def _query_offset(past_key, nonpad_kv_seqlen, q_length: int):
@@ -120,10 +127,11 @@ def _with_cache(past, new):
 def attention(
     Q, K, V, attn_mask=None, past_key=None, past_value=None, nonpad_kv_seqlen=None, *,
     is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap,
-    softmax_precision, left_window_size=None, right_window_size=None,
+    softmax_precision, left_window_size=None, right_window_size=None, _num_outputs,
 ):
     """Scaled dot-product attention (MHA/GQA/MQA) with masks, causal/window limits and KV cache."""
     out_dtype, three_d = Q.dtype, Q.ndim == 3
+    want_debug = _num_outputs >= 4
     q = to_float(_split_heads(Q, q_num_heads, "Q"))
     present_key = _with_cache(past_key, _split_heads(K, kv_num_heads, "K"))
     present_value = _with_cache(past_value, _split_heads(V, kv_num_heads, "V"))
@@ -134,25 +142,39 @@ def attention(
     k, v = np.repeat(k, heads // k.shape[1], axis=1), np.repeat(v, heads // v.shape[1], axis=1)
     total = k.shape[2]
     factor = scale if scale is not None else 1 / math.sqrt(head_size)
-    qk = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(factor)
+    qk = q @ np.swapaxes(k, -1, -2)
+    qk *= q.dtype.type(factor)
     capped = softcap * np.tanh(qk / softcap) if softcap else qk
-    allowed = _structural_mask(
-        batch, sq, total, _query_offset(past_key, nonpad_kv_seqlen, sq), nonpad_kv_seqlen,
-        is_causal, left_window_size, right_window_size,
-    )
-    biased = capped + np.where(allowed, 0, -np.inf).astype(q.dtype)
+    mode = (qk_matmul_output_mode or 0) if want_debug else -1
+    # the masks are added in place, into a buffer no requested output still needs
+    biased = capped.copy() if mode == 1 or (mode == 0 and capped is qk) else capped
+    if is_causal or nonpad_kv_seqlen is not None or _window(left_window_size) or _window(right_window_size):
+        allowed = _structural_mask(
+            batch, sq, total, _query_offset(past_key, nonpad_kv_seqlen, sq), nonpad_kv_seqlen,
+            is_causal, left_window_size, right_window_size,
+        )
+        biased += np.where(allowed, 0, -np.inf).astype(q.dtype)
     mask = _mask_bias(attn_mask, total, q.dtype)
     if mask is not None:
-        biased = biased + mask
+        if np.broadcast_shapes(biased.shape, mask.shape) == biased.shape:
+            biased += mask
+        else:
+            biased = biased + mask
     softmax_type = _SOFTMAX_TYPES.get(softmax_precision, q.dtype) if softmax_precision else q.dtype
-    probs = _safe_softmax(biased.astype(softmax_type)).astype(q.dtype)
+    scores = biased.astype(softmax_type, copy=mode == 2)  # softmax runs in place on scores
+    probs = _safe_softmax(scores).astype(q.dtype, copy=False)
     y = probs @ v
     if three_d:
         y = y.transpose(0, 2, 1, 3).reshape(batch, sq, -1)
-    debug = [qk, capped, biased, probs][qk_matmul_output_mode or 0]
+    debug = [qk, capped, biased, probs][mode] if want_debug else None
     return (
-        from_float(y, out_dtype), present_key, present_value, from_float(debug, out_dtype),
+        from_float(y, out_dtype), present_key, present_value,
+        from_float(debug, out_dtype) if debug is not None else None,
     )
+
+
+def _window(size) -> bool:
+    return size is not None and size >= 0
 
 
 # -- Positional and gating helpers -----------------------------------------------------------
