@@ -115,9 +115,9 @@ def test_forcing_an_algorithm_that_does_not_apply_is_an_error():
 
 @pytest.mark.parametrize("algorithm", ["im2col", "shifted", "winograd4", "pointwise"])
 @pytest.mark.parametrize("activation, fn", [
-    ("relu", lambda y: np.maximum(y, 0)),
-    (("clip", -0.5, 1.5), lambda y: np.clip(y, -0.5, 1.5)),
-    (("leaky_relu", 0.1), lambda y: np.where(y < 0, 0.1 * y, y)),
+    (("Relu", 0, 0), lambda y: np.maximum(y, 0)),
+    (("Clip", -0.5, 1.5), lambda y: np.clip(y, -0.5, 1.5)),
+    (("LeakyRelu", 0.1, 0), lambda y: np.where(y < 0, np.float32(0.1) * y, y)),
     (None, lambda y: y),
 ])
 def test_epilogue_bias_residual_activation(algorithm, activation, fn):
@@ -138,7 +138,7 @@ def test_epilogue_rejects_unknown_activation_and_bad_residual():
     packed = ca.pack_conv_weights(np.ones((2, 1, 1, 1), np.float32))
     x = np.ones((1, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="activation"):
-        ca.conv_packed(x, packed, activation="gelu")
+        ca.conv_packed(x, packed, activation=("Swish", 1.0, 0))
     with pytest.raises(ValueError, match="residual has shape"):
         ca.conv_packed(x, packed, residual=np.ones((1, 2, 3, 4), np.float32))
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ferry.runtime.kernels._activation import activate_in_place, check_activation
 from ferry.runtime.kernels._window import Window, geometry, padded, tap_view
 from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
 
@@ -127,8 +128,8 @@ def choose_algorithm(x_shape: tuple[int, ...], packed: PackedConv) -> str:
 def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = None,
                 residual: np.ndarray | None = None, activation=None) -> np.ndarray:
     """Conv of ``x`` (N, C, *spatial) with packed weights, then ``+ bias`` (per output
-    channel), ``+ residual`` (output-shaped) and ``activation``: None, "relu",
-    ("clip", lo, hi) or ("leaky_relu", alpha). Computes in the dtype of the weights."""
+    channel), ``+ residual`` (output-shaped) and ``activation``: None or (name, alpha, beta)
+    as in :mod:`~ferry.runtime.kernels._activation`. Computes in the dtype of the weights."""
     w = packed.weights
     if x.ndim < 3 or w.ndim != x.ndim or x.shape[1] != w.shape[1] * packed.group:
         raise ValueError(f"Conv expects X of rank >= 3 with {w.shape[1] * packed.group} "
@@ -160,11 +161,12 @@ class _Epilogue:
 
     bias: np.ndarray | None
     residual: np.ndarray | None
-    activation: object
+    activation: tuple[str, float, float] | None
 
     @classmethod
     def make(cls, bias, residual, activation, dtype) -> _Epilogue:
-        _check_activation(activation)
+        if activation is not None:
+            check_activation(activation[0])
         if bias is not None:
             bias = np.asarray(bias).astype(dtype, copy=False).reshape(-1)
         return cls(bias, residual, activation)
@@ -177,13 +179,8 @@ class _Epilogue:
         if self.residual is not None:
             res = self.residual[image]
             y += res if rows is None else res[:, rows]
-        act = self.activation
-        if act == "relu":
-            np.maximum(y, 0, out=y)
-        elif isinstance(act, tuple) and act[0] == "clip":
-            np.clip(y, act[1], act[2], out=y)
-        elif isinstance(act, tuple) and act[0] == "leaky_relu":
-            np.multiply(y, np.where(y < 0, y.dtype.type(act[1]), y.dtype.type(1)), out=y)
+        if self.activation is not None:
+            activate_in_place(y, *self.activation)
 
     def finish(self, y: np.ndarray) -> np.ndarray:
         if self.residual is not None and self.residual.shape != y.shape:
@@ -193,16 +190,6 @@ class _Epilogue:
             for i in range(y.shape[0]):
                 self.apply(y[i], i)
         return y
-
-
-def _check_activation(activation) -> None:
-    ok = (activation is None or activation == "relu"
-          or (isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clip")
-          or (isinstance(activation, tuple) and len(activation) == 2
-              and activation[0] == "leaky_relu"))
-    if not ok:
-        raise ValueError(f"Conv epilogue activation must be None, 'relu', ('clip', lo, hi) or "
-                         f"('leaky_relu', alpha), got {activation!r}")
 
 
 def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,

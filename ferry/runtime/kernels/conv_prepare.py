@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ferry.runtime.kernels._activation import activate_in_place
 from ferry.runtime.kernels.conv_algorithms import PackedConv, conv_packed, pack_conv_weights
-from ferry.runtime.kernels.fused import INTERNAL_DOMAIN, activate_in_place
+from ferry.runtime.kernels.fused import INTERNAL_DOMAIN
 from ferry.runtime.registry import RUN_TIME, preparer
-
-_EPILOGUE_ACTIVATIONS = {"": None, "Relu": "relu"}
 
 
 def duplicate_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -62,11 +61,11 @@ class PreparedConv:
             beta=0.0) -> np.ndarray:
         """Conv of ``x`` + bias (+ residual) then ``activation``, in ``x``'s dtype."""
         bias = self.bias if self.bias is not None else bias
-        fused_act = _EPILOGUE_ACTIVATIONS.get(activation, False)
-        late = self.expand is not None or fused_act is False or (
+        late = self.expand is not None or (  # repeated channels: finish after expanding them
             residual is not None and residual.shape != self._output_shape(x.shape))
+        epilogue = (activation, alpha, beta) if activation else None
         y = conv_packed(x.astype(self.compute, copy=False), self.packed, bias=bias,
-                        residual=None if late else residual, activation=None if late else fused_act)
+                        residual=None if late else residual, activation=None if late else epilogue)
         if self.expand is not None:
             y = np.take(y, self.expand, axis=1)
         if late:
