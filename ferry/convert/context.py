@@ -22,6 +22,8 @@ from ferry.ir import (
     Value,
     from_numpy_dtype,
 )
+from ferry.ir.attribute import CONSTANT_VALUE_ATTRIBUTES, constant_attribute_array
+from ferry.ir.graph import fresh_name
 from ferry.ir.types import OptionalType, SequenceType, TensorType
 from ferry.opset import get_schema, has_schema
 
@@ -79,12 +81,7 @@ class Converter:
     # -- names ------------------------------------------------------------------------
     def fresh_name(self, base: str) -> str:
         """A value or node name not used anywhere in the model yet."""
-        name, count = base, 0
-        while name in self._names:
-            count += 1
-            name = f"{base}_{count}"
-        self._names.add(name)
-        return name
+        return fresh_name(base, self._names)
 
     # -- constants --------------------------------------------------------------------
     def constant(self, value: Value | None) -> np.ndarray | None:
@@ -233,17 +230,8 @@ def _constant_node_data(node: Node) -> np.ndarray | None:
     for name, attribute in node.attributes.items():
         if attribute.ref_attr_name is not None:
             return None
-        value = attribute.value
-        if name == "value":
-            return np.asarray(value.numpy())
-        if name == "sparse_value":
-            return value.to_dense()
-        if name in ("value_float", "value_floats"):
-            return np.asarray(value, dtype=np.float32)
-        if name in ("value_int", "value_ints"):
-            return np.asarray(value, dtype=np.int64)
-        if name in ("value_string", "value_strings"):
-            return np.asarray(value, dtype=object)
+        if name in CONSTANT_VALUE_ATTRIBUTES:
+            return constant_attribute_array(name, attribute.value)
     return None
 
 

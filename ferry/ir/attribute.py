@@ -11,7 +11,7 @@ import numpy as np
 from ferry.ir.tensor import ArrayTensor, SparseTensor, Tensor
 from ferry.ir.types import Type
 
-__all__ = ["Attribute", "AttributeType"]
+__all__ = ["CONSTANT_VALUE_ATTRIBUTES", "Attribute", "AttributeType", "constant_attribute_array"]
 
 
 class AttributeType(enum.IntEnum):
@@ -157,3 +157,31 @@ def _format_value(value: object, limit: int = 8) -> str:
     if isinstance(value, Graph):
         return f"<graph {value.name or ''}>"
     return str(value)
+
+
+_CONSTANT_LITERALS = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+    "value_string": object,
+    "value_strings": object,
+}
+
+CONSTANT_VALUE_ATTRIBUTES = ("value", "sparse_value", *_CONSTANT_LITERALS)
+"""The attributes of which a Constant node sets exactly one."""
+
+
+def constant_attribute_array(name: str, value: object) -> np.ndarray:
+    """The tensor a Constant node produces from its value attribute ``name``: ``value`` (a
+    :class:`Tensor` or an array), ``sparse_value`` (densified), or ``value_float(s)`` /
+    ``value_int(s)`` / ``value_string(s)`` as float32 / int64 / object scalars or 1-D arrays."""
+    if name == "value":
+        return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+    if name == "sparse_value":
+        if not isinstance(value, SparseTensor):
+            raise TypeError(f"Constant sparse_value must be a ferry SparseTensor, got {type(value).__name__}")
+        return value.to_dense()
+    if name not in _CONSTANT_LITERALS:
+        raise ValueError(f"{name!r} is not a Constant value attribute; expected one of {CONSTANT_VALUE_ATTRIBUTES}")
+    return np.array(list(value) if isinstance(value, (list, tuple)) else value, dtype=_CONSTANT_LITERALS[name])

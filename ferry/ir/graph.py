@@ -17,7 +17,7 @@ from ferry.ir.dtypes import DataType
 from ferry.ir.tensor import SparseTensor, Tensor
 from ferry.ir.types import Shape, TensorType, Type
 
-__all__ = ["Graph", "Node", "Value"]
+__all__ = ["Graph", "Node", "Value", "fresh_name"]
 
 
 class Value:
@@ -388,3 +388,14 @@ def _local_producers(node: Node, position: Mapping[int, int]) -> Iterator[Node]:
                 producer = value.producer() if value is not None else None
                 if producer is not None and id(producer) in position:
                     yield producer
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """``base``, else ``base_1``, ``base_2``, ...: the first non-empty name not in ``taken``,
+    which it is added to."""
+    name, index = base, 0
+    while not name or name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    taken.add(name)
+    return name

@@ -15,6 +15,7 @@ import numpy as np
 
 from ferry.ir import ArrayTensor, Graph, Model, Node, Shape, SparseTensor, TensorType, Value
 from ferry.ir.dtypes import from_numpy_dtype
+from ferry.ir.graph import fresh_name
 from ferry.passes import _evaluate
 
 __all__ = ["Context", "walk_graphs"]
@@ -127,12 +128,7 @@ class Context:
             self._names = {v.name for g in self.graphs for v in g.values()}
             self._names |= {v.name for g in self.graphs for v in g.outputs}
             self._names |= {v.name for g in self.graphs for n in g for v in n.inputs if v}
-        name, index = base, 0
-        while name in self._names or not name:
-            index += 1
-            name = f"{base}_{index}"
-        self._names.add(name)
-        return name
+        return fresh_name(base, self._names)
 
     # -- edits --------------------------------------------------------------------------
     def add_constant(self, graph: Graph, anchor: Node, array: np.ndarray, name: str) -> Value:

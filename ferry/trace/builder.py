@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ferry.ir import ArrayTensor, Attribute, DataType, Graph, Node, TensorType, Value
+from ferry.ir.graph import fresh_name
 
 __all__ = ["GraphBuilder"]
 
@@ -18,12 +19,7 @@ class _Names:
         self.used: set[str] = set()
 
     def fresh(self, base: str) -> str:
-        name, index = base, 0
-        while name in self.used:
-            index += 1
-            name = f"{base}_{index}"
-        self.used.add(name)
-        return name
+        return fresh_name(base, self.used)
 
 
 class GraphBuilder:

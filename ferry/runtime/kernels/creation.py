@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ferry.ir.attribute import constant_attribute_array
 from ferry.ir.dtypes import DataType, from_numpy_dtype
 from ferry.ir.minifloat import from_float32, to_float32
 from ferry.runtime.kernels._axes import int_list
@@ -15,16 +16,6 @@ _BF16 = DataType.BFLOAT16.numpy
 
 
 # ---------------------------------------------------------------------------- Constant
-
-
-_CONSTANT_ATTRIBUTES = {
-    "value_float": np.float32,
-    "value_floats": np.float32,
-    "value_int": np.int64,
-    "value_ints": np.int64,
-    "value_string": object,
-    "value_strings": object,
-}
 
 
 @kernel("Constant", since=(1, 9, 11, 12, 13, 19, 21, 23, 24, 25))
@@ -57,13 +48,7 @@ def constant(
     if len(given) != 1:
         raise ValueError(f"Constant needs exactly one value attribute, got {sorted(given) or 'none'}")
     (name, data), = given.items()
-    if name == "value":
-        return data if isinstance(data, np.ndarray) else np.asarray(data)
-    if name == "sparse_value":
-        if not hasattr(data, "to_dense"):
-            raise TypeError(f"Constant sparse_value must be a ferry SparseTensor, got {type(data).__name__}")
-        return data.to_dense()
-    return np.array(data, dtype=_CONSTANT_ATTRIBUTES[name])
+    return constant_attribute_array(name, data)
 
 
 @kernel("ConstantOfShape", since=(9, 20, 21, 23, 24, 25))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferry.ir import DataType, SparseTensorType
+from ferry.ir.attribute import CONSTANT_VALUE_ATTRIBUTES, constant_attribute_array
 from ferry.ir.dtypes import from_numpy_dtype
 from ferry.ir.tensor import SparseTensor
 from ferry.shapes.context import SYMBOLIC_LIMIT, InferenceContext
@@ -19,24 +20,11 @@ from ferry.shapes.rules._common import symbolic_ints
 
 __all__: list[str] = []
 
-_SCALAR_ATTRIBUTES = {
-    "value_float": np.float32,
-    "value_int": np.int64,
-    "value_string": object,
-}
-_LIST_ATTRIBUTES = {
-    "value_floats": np.float32,
-    "value_ints": np.int64,
-    "value_strings": object,
-}
-
-
 @shape_rule("Constant", since=1)
 def constant(ctx: InferenceContext) -> None:
     """The output is the one value attribute: ``value`` (a tensor), ``sparse_value``, or
     from opset 12 ``value_float(s)``, ``value_int(s)``, ``value_string(s)``."""
-    present = [name for name in ("value", "sparse_value", *_SCALAR_ATTRIBUTES, *_LIST_ATTRIBUTES)
-               if ctx.has_attr(name)]
+    present = [name for name in CONSTANT_VALUE_ATTRIBUTES if ctx.has_attr(name)]
     if len(present) != 1:
         ctx.error(f"Constant needs exactly one value attribute, found {present or 'none'}")
         return
@@ -48,13 +36,7 @@ def constant(ctx: InferenceContext) -> None:
         else:
             ctx.error("sparse_value does not hold a sparse tensor")
         return
-    if name == "value":
-        data = np.asarray(ctx.attr("value"))
-    elif name in _SCALAR_ATTRIBUTES:
-        data = np.array(ctx.attr(name), dtype=_SCALAR_ATTRIBUTES[name])
-    else:
-        data = np.array(list(ctx.attr(name)), dtype=_LIST_ATTRIBUTES[name])
-    ctx.set_output_value(0, data)
+    ctx.set_output_value(0, constant_attribute_array(name, ctx.attr(name)))
 
 
 def _fill_dtype(ctx: InferenceContext) -> tuple[DataType, np.ndarray | None]:
