@@ -20,6 +20,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ferry.shapes.expr import _atom_key, _monomial_key, _monomial_text
+from ferry.shapes.expr import _sum_text as _terms_text
 
 if TYPE_CHECKING:
     from ferry.shapes.expr import Expr, _Atom, _Monomial
@@ -61,14 +62,7 @@ def _sum_text(terms: _Terms) -> str:
     ordered = sorted(terms.items(), key=lambda item: (-len(item[0]), _monomial_key(item[0])))
     lead = next((k for k, (_, c) in enumerate(ordered) if c > 0), 0)
     ordered = ordered[lead:lead + 1] + ordered[:lead] + ordered[lead + 1:]
-    text = ""
-    for monomial, coefficient in ordered:
-        term = _monomial_text(monomial, abs(coefficient), not text and coefficient < 0)
-        if not text:
-            text = term if coefficient > 0 else f"-{term}"
-        else:
-            text += f"+{term}" if coefficient > 0 else f"-{term}"
-    return text
+    return _terms_text(ordered, None)
 
 
 def _terms_key(terms: _Terms) -> tuple:
