@@ -6,6 +6,7 @@ validates the feeds against the graph's declared inputs and executes the plan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import numpy as np
 from ferry.errors import InvalidArgument
 from ferry.ir import DataType, MapType, Model, OptionalType, SequenceType, TensorType, Type, Value
 from ferry.runtime.arena import enable_memory_arena
+from ferry.runtime.kernels.native_conv import enabled as native_enabled
+from ferry.runtime.kernels.native_conv import threads as native_threads
 from ferry.runtime.options import GraphOptimizationLevel, SessionOptions
 from ferry.runtime.plan import GraphPlan, compile_graph
 from ferry.runtime.profiling import Profiler
@@ -89,7 +92,8 @@ class InferenceSession:
         graph = self._model.graph
         self._inputs = [v for v in graph.inputs if v.name not in graph.initializers]
         self._overridable = [v for v in graph.inputs if v.name in graph.initializers]
-        self._plan: GraphPlan = compile_graph(self._model)
+        with self._native():  # constant weights are packed for the kernels that will run
+            self._plan: GraphPlan = compile_graph(self._model)
 
     @property
     def model(self) -> Model:
@@ -125,7 +129,7 @@ class InferenceSession:
         env = dict(self._plan.constants)
         env.update(self._validate(input_feed))
         self._runs += 1
-        with self._threads:
+        with self._threads, self._native():
             outputs = self._plan.run(env, self._profiler, self._runs)
         if output_names is None:
             return outputs
@@ -134,6 +138,15 @@ class InferenceSession:
         if unknown:
             raise InvalidArgument(f"unknown output name(s) {unknown}; the model's outputs are {list(by_name)}")
         return [by_name[n] for n in output_names]
+
+    @contextlib.contextmanager
+    def _native(self):
+        """Native kernels on or off, as the options say, while the block runs."""
+        token = native_enabled.set(self._options.use_native_kernels and native_enabled.get())
+        try:
+            yield
+        finally:
+            native_enabled.reset(token)
 
     def _validate(self, feeds: Mapping[str, object]) -> dict[str, object]:
         declared = {v.name: v for v in [*self._inputs, *self._overridable]}
@@ -164,7 +177,8 @@ def _optimized(model: Model, owned: bool, *, fuse: bool) -> Model:
 
 
 class _blas_threads:  # noqa: N801 - used as a context manager, like contextlib's
-    """Limit BLAS to ``threads`` threads while a run lasts (0: leave BLAS alone)."""
+    """Limit BLAS and ferry's native kernels to ``threads`` threads while a run lasts (0:
+    leave BLAS alone; native kernels use every CPU the process may run on)."""
 
     def __init__(self, threads: int) -> None:
         self._controller = None
@@ -182,11 +196,13 @@ class _blas_threads:  # noqa: N801 - used as a context manager, like contextlib'
     def __enter__(self) -> None:
         if self._controller is not None:
             self._limit = self._controller.limit(limits=self._threads, user_api="blas")
+            self._token = native_threads.set(self._threads)
 
     def __exit__(self, *exc) -> None:
         if self._limit is not None:
             self._limit.restore_original_limits()
             self._limit = None
+            native_threads.reset(self._token)
 
 
 def _check_value(value: Value, data: object) -> object:

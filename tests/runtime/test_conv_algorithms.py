@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 
 from ferry.runtime.kernels import conv_algorithms as ca
+from ferry.runtime.kernels import native_conv
 from ferry.runtime.kernels._winograd import winograd_matrices
 
 RNG = np.random.default_rng(7)
+NATIVE = [False, True] if native_conv.built() else [False]
+
+
+@pytest.fixture(params=NATIVE, ids=lambda on: "native" if on else "numpy")
+def native(request):
+    """Run the test with ferry's compiled kernels on (where built) and off."""
+    token = native_conv.enabled.set(request.param)
+    yield request.param
+    native_conv.enabled.reset(token)
 
 
 def reference_conv(x, w, strides, dilations, pads_begin, pads_end, group):
@@ -71,7 +81,7 @@ def _close(got, want, tol=1e-5):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, attrs, pads", CASES)
-def test_every_applicable_algorithm_matches_direct_sum(x_shape, w_shape, attrs, pads):
+def test_every_applicable_algorithm_matches_direct_sum(x_shape, w_shape, attrs, pads, native):
     x, w, want = _packed_and_reference(x_shape, w_shape, attrs, pads)
     packed = ca.pack_conv_weights(w, **attrs)
     names = ca.applicable_algorithms(x.shape, packed)
@@ -92,15 +102,20 @@ def test_applicability_follows_the_attributes():
     assert "pointwise" not in ca.applicable_algorithms((1, 8, 5, 5), padded_1x1)
 
 
-def test_dispatch_picks_special_cases_else_im2col_unless_forced():
+def test_dispatch_picks_special_cases_else_winograd_or_im2col_unless_forced(native):
+    three_by_three = "native_winograd" if native else "im2col"
     thin = ca.pack_conv_weights(np.zeros((9, 32, 3, 3), np.float32), pads=[1] * 4)
-    assert ca.choose_algorithm((1, 32, 224, 224), thin) == "im2col"
+    assert ca.choose_algorithm((1, 32, 224, 224), thin) == three_by_three
+    assert ca.choose_algorithm((1, 32, 7, 7), thin) == "im2col"  # too narrow for Winograd
     forced = ca.pack_conv_weights(np.zeros((9, 32, 3, 3), np.float32), pads=[1] * 4, algorithm="shifted")
     assert ca.choose_algorithm((1, 32, 224, 224), forced) == "shifted"
     square = ca.pack_conv_weights(np.zeros((64, 64, 3, 3), np.float32), pads=[1] * 4)
-    assert ca.choose_algorithm((1, 64, 56, 56), square) == "im2col"
+    assert ca.choose_algorithm((1, 64, 56, 56), square) == three_by_three
     assert ca.choose_algorithm((1, 64, 56, 56), ca.pack_conv_weights(
         np.zeros((64, 64, 1, 1), np.float32))) == "pointwise"
+    doubles = ca.pack_conv_weights(np.zeros((64, 64, 3, 3)), pads=[1] * 4)
+    assert ca.choose_algorithm((1, 64, 56, 56), doubles) == "im2col"  # native: float32 only
+    assert ("native_gemm" in square.layouts) == native
 
 
 def test_forcing_an_algorithm_that_does_not_apply_is_an_error():
@@ -113,14 +128,17 @@ def test_forcing_an_algorithm_that_does_not_apply_is_an_error():
         ca.conv_packed(np.zeros((1, 4, 3, 3), np.float32), forced)
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "shifted", "winograd4", "pointwise"])
+@pytest.mark.parametrize("algorithm", ["im2col", "shifted", "winograd4", "pointwise",
+                                       "native_winograd"])
 @pytest.mark.parametrize("activation, fn", [
     (("Relu", 0, 0), lambda y: np.maximum(y, 0)),
     (("Clip", -0.5, 1.5), lambda y: np.clip(y, -0.5, 1.5)),
     (("LeakyRelu", 0.1, 0), lambda y: np.where(y < 0, np.float32(0.1) * y, y)),
     (None, lambda y: y),
 ])
-def test_epilogue_bias_residual_activation(algorithm, activation, fn):
+def test_epilogue_bias_residual_activation(algorithm, activation, fn, native):
+    if algorithm == "native_winograd" and not native:
+        pytest.skip("the native kernel is not in use in this variant")
     k = 1 if algorithm == "pointwise" else 3
     pads = [0] * 4 if k == 1 else [1, 0, 1, 2]
     x = RNG.standard_normal((2, 6, 9, 10)).astype(np.float32)

@@ -38,9 +38,9 @@ class WinogradMatrices:
 
 
 @cache
-def winograd_matrices(m: int, r: int) -> WinogradMatrices:
-    """Toom-Cook matrices for F(m, r) on the points of ``_POINTS[m]`` and infinity."""
-    points = np.asarray(_POINTS[m], dtype=np.float64)
+def winograd_matrices(m: int, r: int, points: tuple[float, ...] | None = None) -> WinogradMatrices:
+    """Toom-Cook matrices for F(m, r) on ``points`` (default ``_POINTS[m]``) and infinity."""
+    points = np.asarray(_POINTS[m] if points is None else points, dtype=np.float64)
     a = m + r - 1
     if len(points) != a - 1:
         raise ValueError(f"F({m}, {r}) needs {a - 1} finite points, have {len(points)}")

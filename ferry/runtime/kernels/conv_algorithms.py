@@ -16,6 +16,9 @@ Algorithms (ONNX Conv semantics: zero-padded N-d grouped cross-correlation):
 ``winograd2``/``winograd4``  2-D 3x3 stride 1 group 1: Winograd F(2x2|4x4, 3x3), see
                ``_winograd``. Available when forced; measured slower than im2col on this
                numpy/OpenBLAS stack for the shapes of issue #6, so never chosen by default.
+``native_winograd``  the same case in float32 with the compiled F(4x4, 3x3) kernel of
+               ``native_conv`` (when built and the CPU has AVX2/FMA): chosen by default
+               for outputs at least 9 pixels wide, 1.1-5x faster than im2col.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ferry.runtime.kernels import native_conv
 from ferry.runtime.kernels._activation import activate_in_place, check_activation
 from ferry.runtime.kernels._window import Window, geometry, padded, tap_view
 from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
@@ -32,7 +36,9 @@ from ferry.runtime.kernels._winograd import pack_winograd, winograd_conv
 __all__ = ["PackedConv", "pack_conv_weights", "conv_packed", "applicable_algorithms",
            "choose_algorithm", "ALGORITHMS"]
 
-ALGORITHMS = ("pointwise", "depthwise", "im2col", "shifted", "winograd2", "winograd4")
+ALGORITHMS = ("pointwise", "depthwise", "im2col", "shifted", "winograd2", "winograd4",
+              "native_winograd")
+_NATIVE_MIN_WIDTH = 9  # narrower outputs fill under 3 of the native kernel's 8 lanes: im2col
 _CHUNK_BYTES = 1 << 21  # im2col block size: keeps the column buffer cache-resident
 _SHIFT_BLOCK_BYTES = 1 << 21  # shifted: bytes of one block's (M, rows * padded width) output
 
@@ -49,9 +55,14 @@ class PackedConv:
     auto_pad: str
     algorithm: str | None = None  # forced algorithm, or None to choose per input shape
     layouts: dict = field(default_factory=dict)  # algorithm name -> packed weights
+    # input shape -> (window, chosen algorithm): sessions see few shapes, each many times
+    _by_shape: dict = field(default_factory=dict, compare=False, repr=False)
 
     def window(self, x_shape: tuple[int, ...]) -> Window:
         """Resolved window geometry for an input of ``x_shape`` (N, C, *spatial)."""
+        known = self._by_shape.get(tuple(x_shape))
+        if known is not None:
+            return known[0]
         win = geometry(x_shape[2:], self.weights.shape[2:], strides=self.strides,
                        dilations=self.dilations, pads=self.pads, auto_pad=self.auto_pad)
         if any(size < 1 for size in win.out) and int(np.prod(x_shape)):
@@ -76,6 +87,8 @@ def _static_candidates(w: np.ndarray, group: int, strides, dilations) -> list[st
         names.append("shifted")
         if w.shape[2:] == (3, 3) and tuple(dilations or ones) == ones:
             names += ["winograd2", "winograd4"]
+            if w.dtype == np.float32 and native_conv.available():
+                names.append("native_winograd")
     return names
 
 
@@ -97,6 +110,11 @@ def pack_conv_weights(w: np.ndarray, *, group: int = 1, kernel_shape=None, strid
         layouts["shifted"] = np.ascontiguousarray(w.reshape(m, c, -1).transpose(2, 0, 1))
     if algorithm in ("winograd2", "winograd4"):
         layouts[algorithm] = pack_winograd(w, int(algorithm[-1]))
+    if "native_winograd" in allowed and algorithm in (None, "native_winograd"):
+        layouts["native_winograd"] = native_conv.pack_f43(w)
+    if (group == 1 and w.dtype == np.float32 and algorithm in (None, "pointwise", "im2col")
+            and native_conv.available()):
+        layouts["native_gemm"] = native_conv.pack_gemm(w.reshape(w.shape[0], -1))
     return PackedConv(w, group, _ints(strides), _ints(dilations), _ints(pads),
                       auto_pad or "NOTSET", algorithm, layouts)
 
@@ -117,12 +135,26 @@ def applicable_algorithms(x_shape: tuple[int, ...], packed: PackedConv) -> list[
 
 def choose_algorithm(x_shape: tuple[int, ...], packed: PackedConv) -> str:
     """The algorithm ``conv_packed`` runs: the forced one, else pointwise / depthwise where
-    they apply, else im2col. (``shifted`` and Winograd measured no faster than im2col on the
-    shapes of bench/conv_micro.py with numpy's OpenBLAS, so they run only when forced.)"""
+    they apply, else the native Winograd kernel for outputs at least ``_NATIVE_MIN_WIDTH``
+    wide, else im2col. (``shifted`` and numpy Winograd measured no faster than im2col on
+    the shapes of bench/conv_micro.py with numpy's OpenBLAS, so they run only when forced.)"""
     if packed.algorithm is not None:
         return packed.algorithm
+    x_shape = tuple(x_shape)
+    known = packed._by_shape.get(x_shape)
+    if known is not None:
+        return known[1]
     names = applicable_algorithms(x_shape, packed)
-    return names[0] if names[0] in ("pointwise", "depthwise") else "im2col"
+    win = packed.window(x_shape)
+    if names[0] in ("pointwise", "depthwise"):
+        chosen = names[0]
+    elif "native_winograd" in packed.layouts and win.out[1] >= _NATIVE_MIN_WIDTH:
+        chosen = "native_winograd"
+    else:
+        chosen = "im2col"
+    if len(packed._by_shape) < 16:  # a bound, for callers that feed ever new shapes
+        packed._by_shape[x_shape] = (win, chosen)
+    return chosen
 
 
 def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = None,
@@ -144,6 +176,10 @@ def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = 
     if 0 in win.out or x.shape[0] == 0:
         y = np.zeros((x.shape[0], w.shape[0], *win.out), dtype=w.dtype)
         return epilogue.finish(y)
+    if algorithm == "native_winograd":
+        return _run_native(x, packed, win, epilogue)
+    if algorithm in ("pointwise", "im2col") and "native_gemm" in packed.layouts:
+        return _run_native_gemm(x, packed, win, algorithm, epilogue)
     if algorithm in ("shifted", "winograd2", "winograd4"):
         return _run_2d(x, packed, win, algorithm, epilogue)
     if algorithm == "pointwise":
@@ -190,6 +226,60 @@ class _Epilogue:
             for i in range(y.shape[0]):
                 self.apply(y[i], i)
         return y
+
+
+def _run_native(x: np.ndarray, packed: PackedConv, win: Window,
+                epilogue: _Epilogue) -> np.ndarray:
+    """The compiled Winograd kernel, epilogue included."""
+    m = packed.weights.shape[0]
+    shape = (x.shape[0], m, *win.out)
+    if epilogue.residual is not None and epilogue.residual.shape != shape:
+        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
+                         f"output shape {shape}")
+    layout = packed.layouts.get("native_winograd")
+    if layout is None:  # packed for another algorithm but forced here
+        layout = native_conv.pack_f43(packed.weights)
+    return native_conv.conv_f43(x, layout, m, win.pads_begin, win.out, bias=epilogue.bias,
+                                residual=epilogue.residual, activation=epilogue.activation)
+
+
+def _run_native_gemm(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
+                     epilogue: _Epilogue) -> np.ndarray:
+    """1x1 or im2col convolution (one group, float32) on the compiled GEMM, epilogue included."""
+    n, m = x.shape[0], packed.weights.shape[0]
+    y = np.empty((n, m, *win.out), dtype=np.float32)
+    if epilogue.residual is not None and epilogue.residual.shape != y.shape:
+        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
+                         f"output shape {y.shape}")
+    flat = y.reshape(n, m, -1)
+    residual = epilogue.residual
+    if residual is not None:
+        residual = np.ascontiguousarray(residual, dtype=np.float32).reshape(n, m, -1)
+    if algorithm == "pointwise" and all(s == 1 for s in win.strides):
+        pixels = np.ascontiguousarray(x).reshape(n, x.shape[1], -1)
+        blocks = ((i, 0, pixels[i]) for i in range(n))
+    elif x.ndim == 4:  # 2-D: the compiled im2col, whole images
+        blocks = _native_im2col(np.ascontiguousarray(x), win)
+    elif algorithm == "pointwise":
+        pixels = _strided_pixels(x, win).reshape(n, x.shape[1], -1)
+        blocks = ((i, 0, pixels[i]) for i in range(n))
+    else:
+        blocks = _im2col_blocks(x, win)
+    layout = packed.layouts["native_gemm"]
+    for i, start, part in blocks:
+        native_conv.gemm_into(layout, m, part, flat[i], start, bias=epilogue.bias,
+                              residual=None if residual is None else residual[i],
+                              activation=epilogue.activation)
+    return y
+
+
+def _native_im2col(x: np.ndarray, win: Window):
+    """(image, 0, im2col matrix) per image of the contiguous float32 ``x`` (N, C, H, W); the
+    matrix buffer is reused from image to image."""
+    cols = np.empty((x.shape[1] * int(np.prod(win.kernel)), int(np.prod(win.out))), np.float32)
+    for i in range(x.shape[0]):
+        yield i, 0, native_conv.im2col_into(x[i], win.kernel, win.strides, win.dilations,
+                                            win.pads_begin, win.out, cols)
 
 
 def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
@@ -284,36 +374,44 @@ def _window_view(xp: np.ndarray, win: Window) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
 
 
-def im2col_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
-    """(G, Mg, Cg*K) weights times im2col blocks of padded ``x``, block by block of rows."""
+def _im2col_blocks(x: np.ndarray, win: Window):
+    """(image, first output column, im2col block (C*K, columns)) for cache-sized blocks of
+    output rows of every image of ``x``; each block is a fresh contiguous array."""
     xp = padded(x, win, 0)
-    n, c, rank = xp.shape[0], xp.shape[1], len(win.kernel)
+    c, rank = xp.shape[1], len(win.kernel)
     view = _window_view(xp, win)
-    wm = w.reshape(group, w.shape[0] // group, -1)
-    g, mg, ck = wm.shape
     rows, rest = win.out[0], int(np.prod(win.out[1:]))
     chunks = -(-c * int(np.prod(win.kernel)) * rows * rest * xp.itemsize // _CHUNK_BYTES)
     step = -(-rows // max(1, min(rows, chunks)))  # near-equal blocks of output rows
-    out = np.empty((n, g, mg, rows * rest), dtype=np.result_type(xp, wm))
     tail = [slice(None)] * (rank - 1)
-    blocks = [(i, r0, min(rows, r0 + step)) for i in range(n) for r0 in range(0, rows, step)]
+    for i in range(xp.shape[0]):
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            part = np.empty((c, *win.kernel, r1 - r0, *win.out[1:]), dtype=xp.dtype)
+            np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
+            yield i, r0 * rest, part.reshape(c * int(np.prod(win.kernel)), -1)
 
-    def block(index: int) -> None:  # one image's block of output rows
-        i, r0, r1 = blocks[index]
-        part = np.empty((c, *win.kernel, r1 - r0, *win.out[1:]), dtype=xp.dtype)
-        np.copyto(part, view[(i, Ellipsis, slice(r0, r1), *tail)])
-        np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, r0 * rest:r1 * rest])
 
-    for index in range(len(blocks)):
-        block(index)
-    return out.reshape(n, w.shape[0], *win.out)
+def im2col_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
+    """(G, Mg, Cg*K) weights times im2col blocks of padded ``x``, block by block of rows."""
+    wm = w.reshape(group, w.shape[0] // group, -1)
+    g, mg, ck = wm.shape
+    out = np.empty((x.shape[0], g, mg, int(np.prod(win.out))), dtype=np.result_type(x, wm))
+    for i, start, part in _im2col_blocks(x, win):
+        np.matmul(wm, part.reshape(g, ck, -1), out=out[i, :, :, start:start + part.shape[1]])
+    return out.reshape(x.shape[0], w.shape[0], *win.out)
+
+
+def _strided_pixels(x: np.ndarray, win: Window) -> np.ndarray:
+    """The pixels a 1x1 unpadded convolution reads, (N, C, *out), contiguous."""
+    view = x[(Ellipsis, *(slice(0, (o - 1) * s + 1 if o else 0, s)
+                          for o, s in zip(win.out, win.strides, strict=True)))]
+    return np.ascontiguousarray(view)
 
 
 def pointwise_conv(x: np.ndarray, w: np.ndarray, win: Window, group: int) -> np.ndarray:
     """1x1 convolution without padding: strided pick of the pixels, one GEMM per image."""
-    view = x[(Ellipsis, *(slice(0, (o - 1) * s + 1 if o else 0, s)
-                          for o, s in zip(win.out, win.strides, strict=True)))]
-    cols = np.ascontiguousarray(view).reshape(*x.shape[:2], -1)
+    cols = _strided_pixels(x, win).reshape(*x.shape[:2], -1)
     n, p, m = x.shape[0], cols.shape[-1], w.shape[0]
     cols = cols.reshape(n, group, -1, p)  # (N, G, Cg, P)
     wm = w.reshape(group, m // group, -1)  # (G, Mg, Cg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ferry.runtime.kernels import native_conv
 from ferry.runtime.kernels._window import (
     Window,
     coverage,
@@ -91,6 +92,10 @@ def max_pool(x, *, auto_pad, kernel_shape, pads, strides, ceil_mode=None, dilati
     """Max over each window; optional flat Indices (row- or column-major per storage_order)."""
     win = _pool_window(x, kernel_shape, strides, pads, auto_pad, ceil_mode, dilations)
     if _num_outputs < 2:
+        if (x.dtype == np.float32 and x.ndim == 4 and x.size and all(win.out)
+                and native_conv.available()):
+            return native_conv.max_pool(x, win.kernel, win.strides, win.dilations,
+                                        win.pads_begin, win.out)
         return _running(x, win, _lowest(x.dtype), np.maximum)
     view = windows(x, win, _lowest(x.dtype))
     y = view.max(axis=_kernel_axes(win))

@@ -1,0 +1,136 @@
+/* Y = W @ X + epilogue for float32, with W packed once: the GEMM of 1x1 and im2col
+ * convolutions (ONNX Conv), on ferry's own thread pool.
+ *
+ * Work items are (64 output rows) x (96 columns) of Y. An item accumulates into a small
+ * buffer C (64 x 96, cache-resident) over chunks of 256 of k: the chunk of X's columns is
+ * copied into contiguous panels 24 (or, at the right edge, 8) columns wide, then the
+ * register tiles of native.h (4 x 24, 4 x 8) run over them for every group of 4 rows of W.
+ * After the last chunk C is stored with + bias, + residual and the activation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "native.h"
+
+enum { ROWS_PER_ITEM = 64, COLUMNS_PER_ITEM = 96, K_CHUNK = 256, NARROW = 8 };
+
+typedef struct {
+    const PackedGemm *gemm;
+    int row_chunks, column_chunks;
+} Job;
+
+#ifdef FERRY_X86
+
+/* out (4 x 8, row stride ldo) = [out +] u (k x 4, packed) @ v (k x 8, rows 8 apart). */
+TARGET static inline void gemm_4x8(int k, const float *u, const float *v, float *out, size_t ldo,
+                                   int accumulate)
+{
+    __m256 c0, c1, c2, c3;
+    if (accumulate) {
+        c0 = _mm256_loadu_ps(out), c1 = _mm256_loadu_ps(out + ldo);
+        c2 = _mm256_loadu_ps(out + 2 * ldo), c3 = _mm256_loadu_ps(out + 3 * ldo);
+    } else {
+        c0 = c1 = c2 = c3 = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < k; ++i, u += MR, v += NARROW) {
+        __m256 x = _mm256_loadu_ps(v);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(u), x, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(u + 1), x, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(u + 2), x, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(u + 3), x, c3);
+    }
+    _mm256_storeu_ps(out, c0);
+    _mm256_storeu_ps(out + ldo, c1);
+    _mm256_storeu_ps(out + 2 * ldo, c2);
+    _mm256_storeu_ps(out + 3 * ldo, c3);
+}
+
+/* Panels of X[k0:k0 + kc, col0:col0 + count]: 24 columns wide, the last (< 24) 8 wide,
+ * zero beyond count; returns the panel widths in `widths` and their number. */
+static int pack_panels(const PackedGemm *g, int k0, int kc, int col0, int count, float *panels,
+                       int widths[COLUMNS_PER_ITEM / NARROW])
+{
+    int n = 0;
+    for (int c = 0; c < count; ++n) {
+        int width = count - c >= NR ? NR : NARROW;
+        int take = count - c < width ? count - c : width;
+        const float *src = g->x + (size_t)k0 * g->ldx + col0 + c;
+        for (int i = 0; i < kc; ++i, src += g->ldx, panels += width) {
+            memcpy(panels, src, sizeof(float) * take);
+            if (take < width)
+                memset(panels + take, 0, sizeof(float) * (width - take));
+        }
+        widths[n] = width;
+        c += width;
+    }
+    return n;
+}
+
+TARGET static void run_item(void *ctx, int item, int slot)
+{
+    const Job *job = ctx;
+    const PackedGemm *g = job->gemm;
+    const int row0 = (item / job->column_chunks) * ROWS_PER_ITEM;
+    const int col0 = (item % job->column_chunks) * COLUMNS_PER_ITEM;
+    const int rows = g->mp - row0 < ROWS_PER_ITEM ? g->mp - row0 : ROWS_PER_ITEM;
+    const int count = g->n - col0 < COLUMNS_PER_ITEM ? g->n - col0 : COLUMNS_PER_ITEM;
+    float *panels = pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR));
+    float *c = pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR));
+    if (!panels || !c)
+        abort(); /* sized by packed_gemm before the parallel part: cannot fail here */
+    const size_t ldc = COLUMNS_PER_ITEM + NR;
+    int widths[COLUMNS_PER_ITEM / NARROW];
+    for (int k0 = 0; k0 < g->k; k0 += K_CHUNK) {
+        const int kc = g->k - k0 < K_CHUNK ? g->k - k0 : K_CHUNK;
+        const int npanels = pack_panels(g, k0, kc, col0, count, panels, widths);
+        for (int r = 0; r < rows; r += MR) {
+            const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
+            const float *v = panels;
+            float *out = c + (size_t)r * ldc;
+            for (int p = 0; p < npanels; v += (size_t)kc * widths[p], out += widths[p], ++p) {
+                if (widths[p] == NR)
+                    gemm_4x24(kc, u, v, NR, out, ldc, k0 > 0);
+                else
+                    gemm_4x8(kc, u, v, out, ldc, k0 > 0);
+            }
+        }
+    }
+    const Epilogue *e = &g->epilogue;
+    const int last = g->m - row0 < rows ? g->m - row0 : rows;
+    for (int r = 0; r < last; ++r) {
+        size_t at = (size_t)(row0 + r) * g->ldy + col0;
+        store_row_finished(e, e->bias ? e->bias[row0 + r] : 0.0f, c + (size_t)r * ldc,
+                           e->residual ? e->residual + at : NULL, g->y + at, count);
+    }
+}
+
+#else
+
+static void run_item(void *ctx, int item, int slot)
+{
+    (void)ctx, (void)item, (void)slot;
+}
+
+#endif
+
+int packed_gemm(const PackedGemm *gemm, int threads)
+{
+    Job job = {gemm, (gemm->mp + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM,
+               (gemm->n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM};
+    int items = job.row_chunks * job.column_chunks;
+    if (threads > items)
+        threads = items;
+    if (threads > POOL_MAX_THREADS)
+        threads = POOL_MAX_THREADS;
+    if (threads < 1)
+        threads = 1;
+    int status = 0;
+    pool_enter();
+    for (int slot = 0; slot < threads && !status; ++slot)
+        if (!pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR)) ||
+            !pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR)))
+            status = -1;
+    if (!status)
+        pool_run(run_item, &job, items, threads);
+    pool_leave();
+    return status;
+}

@@ -1,0 +1,43 @@
+/* The im2col matrix of one image for a 2-D convolution (ONNX Conv: zero padding, strides,
+ * dilations), in parallel over its rows: row (c, i, j) holds, for every output pixel
+ * (y, x) in order, input[c][y * sh + i * dh - pt][x * sw + j * dw - pl], or 0 outside. */
+#include <string.h>
+
+#include "native.h"
+
+static void fill_row(void *ctx, int row, int slot)
+{
+    (void)slot;
+    const Im2col *a = ctx;
+    const int taps = a->kh * a->kw, c = row / taps, i = (row % taps) / a->kw, j = row % a->kw;
+    const float *plane = a->x + (size_t)c * a->h * a->w;
+    float *out = a->out + (size_t)row * a->oh * a->ow;
+    const int shift = j * a->dw - a->pl; /* input column = x * sw + shift */
+    int lo = shift >= 0 ? 0 : (-shift + a->sw - 1) / a->sw;            /* first x inside */
+    int hi = a->w - 1 - shift < 0 ? -1 : (a->w - 1 - shift) / a->sw;  /* last x inside */
+    if (hi > a->ow - 1)
+        hi = a->ow - 1;
+    for (int y = 0; y < a->oh; ++y, out += a->ow) {
+        const int iy = y * a->sh + i * a->dh - a->pt;
+        if (iy < 0 || iy >= a->h || lo > hi) {
+            memset(out, 0, sizeof(float) * a->ow);
+            continue;
+        }
+        const float *src = plane + (size_t)iy * a->w + shift;
+        memset(out, 0, sizeof(float) * lo);
+        if (a->sw == 1)
+            memcpy(out + lo, src + lo, sizeof(float) * (hi - lo + 1));
+        else
+            for (int x = lo; x <= hi; ++x)
+                out[x] = src[(size_t)x * a->sw];
+        memset(out + hi + 1, 0, sizeof(float) * (a->ow - 1 - hi));
+    }
+}
+
+void im2col(const Im2col *a, int threads)
+{
+    const int rows = a->c * a->kh * a->kw;
+    pool_enter();
+    pool_run(fill_row, (void *)a, rows, threads < rows ? threads : rows);
+    pool_leave();
+}

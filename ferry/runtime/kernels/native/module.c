@@ -1,0 +1,268 @@
+/* Python bindings of ferry's compiled kernels (module ferry.runtime.kernels._native).
+ *
+ * Arrays arrive through the buffer protocol (C-contiguous float32, checked here by size);
+ * shapes are passed as integers by native_conv.py, which owns the ONNX-level checks. The
+ * GIL is released while a kernel runs. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+
+#include "native.h"
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buffer;
+
+static int get_buffer(PyObject *obj, Buffer *b, int writable, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s float32 buffer", what,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    b->held = 1;
+    const char *f = b->view.format;
+    if (!f || b->view.itemsize != 4 || !(strcmp(f, "f") == 0 || strcmp(f, "<f") == 0 || strcmp(f, "=f") == 0)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected float32 items, got format %s", what, f ? f : "(bytes)");
+        return -1;
+    }
+    return 0;
+}
+
+/* The optional buffer obj (None: NULL) of at least `floats` floats. */
+static int optional_floats(PyObject *obj, Buffer *b, Py_ssize_t floats, const char *what,
+                           const float **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (get_buffer(obj, b, 0, what) < 0)
+        return -1;
+    if (b->view.len < floats * (Py_ssize_t)sizeof(float)) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected at least %zd (float32)", what,
+                     b->view.len, floats * (Py_ssize_t)sizeof(float));
+        return -1;
+    }
+    *out = b->view.buf;
+    return 0;
+}
+
+static int floats_at_least(Buffer *b, Py_ssize_t floats, const char *what)
+{
+    if (b->view.len < floats * (Py_ssize_t)sizeof(float)) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected at least %zd (float32)", what,
+                     b->view.len, floats * (Py_ssize_t)sizeof(float));
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buffer *buffers, int count)
+{
+    for (int i = 0; i < count; ++i)
+        if (buffers[i].held)
+            PyBuffer_Release(&buffers[i].view);
+}
+
+static int check_epilogue(const Epilogue *e)
+{
+    if (e->act < ACT_NONE || e->act > ACT_CLIP) {
+        PyErr_Format(PyExc_ValueError, "unknown activation code %d", e->act);
+        return -1;
+    }
+    if (!cpu_supported()) {
+        PyErr_SetString(PyExc_RuntimeError, "ferry's native kernels need an x86-64 CPU with AVX2 and FMA");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_winograd_f43(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *x_obj, *u_obj, *y_obj, *bias_obj, *residual_obj;
+    WinogradConv conv = {0};
+    int threads;
+    if (!PyArg_ParseTuple(args, "OiiiOiiOOOiiiiiffi", &x_obj, &conv.c, &conv.h, &conv.w, &u_obj,
+                          &conv.m, &conv.mp, &bias_obj, &residual_obj, &y_obj, &conv.oh, &conv.ow,
+                          &conv.pad_top, &conv.pad_left, &conv.epilogue.act, &conv.epilogue.alpha,
+                          &conv.epilogue.beta, &threads))
+        return NULL;
+    Buffer b[5];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (conv.c < 1 || conv.h < 1 || conv.w < 1 || conv.m < 1 || conv.mp < conv.m || conv.mp % MR ||
+        conv.oh < 1 || conv.ow < 1 || conv.pad_top < 0 || conv.pad_left < 0 ||
+        conv.oh > conv.h + conv.pad_top + 64 || conv.ow > conv.w + conv.pad_left + 64) {
+        PyErr_SetString(PyExc_ValueError, "winograd_f43: inconsistent sizes");
+        goto done;
+    }
+    Py_ssize_t out = (Py_ssize_t)conv.m * conv.oh * conv.ow;
+    if (get_buffer(x_obj, &b[0], 0, "x") || floats_at_least(&b[0], (Py_ssize_t)conv.c * conv.h * conv.w, "x") ||
+        get_buffer(u_obj, &b[1], 0, "u") || floats_at_least(&b[1], (Py_ssize_t)36 * conv.mp * conv.c, "u") ||
+        get_buffer(y_obj, &b[2], 1, "y") || floats_at_least(&b[2], out, "y") ||
+        optional_floats(bias_obj, &b[3], conv.m, "bias", &conv.epilogue.bias) ||
+        optional_floats(residual_obj, &b[4], out, "residual", &conv.epilogue.residual) ||
+        check_epilogue(&conv.epilogue))
+        goto done;
+    conv.x = b[0].view.buf;
+    conv.u = b[1].view.buf;
+    conv.y = b[2].view.buf;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = winograd_f43(&conv, threads);
+    Py_END_ALLOW_THREADS
+    if (status != 0)
+        PyErr_NoMemory();
+    else
+        result = Py_NewRef(Py_None);
+done:
+    release(b, 5);
+    return result;
+}
+
+static PyObject *py_packed_gemm(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *w_obj, *x_obj, *y_obj, *bias_obj, *residual_obj;
+    PackedGemm g = {0};
+    Py_ssize_t ldx, ldy, y_offset;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OiiiOinOnnOOiffi", &w_obj, &g.m, &g.mp, &g.k, &x_obj, &g.n, &ldx,
+                          &y_obj, &y_offset, &ldy, &bias_obj, &residual_obj, &g.epilogue.act,
+                          &g.epilogue.alpha, &g.epilogue.beta, &threads))
+        return NULL;
+    Buffer b[5];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (g.m < 1 || g.mp < g.m || g.mp % MR || g.k < 1 || g.n < 1 || ldx < g.n || ldy < g.n ||
+        y_offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "packed_gemm: inconsistent sizes");
+        goto done;
+    }
+    g.ldx = (size_t)ldx;
+    g.ldy = (size_t)ldy;
+    Py_ssize_t out = y_offset + (Py_ssize_t)(g.m - 1) * ldy + g.n;
+    if (get_buffer(w_obj, &b[0], 0, "w") || floats_at_least(&b[0], (Py_ssize_t)g.mp * g.k, "w") ||
+        get_buffer(x_obj, &b[1], 0, "x") || floats_at_least(&b[1], (Py_ssize_t)(g.k - 1) * ldx + g.n, "x") ||
+        get_buffer(y_obj, &b[2], 1, "y") || floats_at_least(&b[2], out, "y") ||
+        optional_floats(bias_obj, &b[3], g.m, "bias", &g.epilogue.bias) ||
+        optional_floats(residual_obj, &b[4], out, "residual", &g.epilogue.residual) ||
+        check_epilogue(&g.epilogue))
+        goto done;
+    g.w = b[0].view.buf;
+    g.x = b[1].view.buf;
+    g.y = (float *)b[2].view.buf + y_offset;
+    if (g.epilogue.residual)
+        g.epilogue.residual += y_offset;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = packed_gemm(&g, threads);
+    Py_END_ALLOW_THREADS
+    if (status != 0)
+        PyErr_NoMemory();
+    else
+        result = Py_NewRef(Py_None);
+done:
+    release(b, 5);
+    return result;
+}
+
+static PyObject *py_im2col(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *x_obj, *out_obj;
+    Im2col a;
+    memset(&a, 0, sizeof(a));
+    int threads;
+    if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiOi", &x_obj, &a.c, &a.h, &a.w, &a.kh, &a.kw, &a.sh,
+                          &a.sw, &a.dh, &a.dw, &a.pt, &a.pl, &a.oh, &a.ow, &out_obj, &threads))
+        return NULL;
+    Buffer b[2];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (a.c < 1 || a.h < 1 || a.w < 1 || a.kh < 1 || a.kw < 1 || a.sh < 1 || a.sw < 1 || a.dh < 1 ||
+        a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1) {
+        PyErr_SetString(PyExc_ValueError, "im2col: inconsistent sizes");
+        goto done;
+    }
+    if (get_buffer(x_obj, &b[0], 0, "x") || floats_at_least(&b[0], (Py_ssize_t)a.c * a.h * a.w, "x") ||
+        get_buffer(out_obj, &b[1], 1, "out") ||
+        floats_at_least(&b[1], (Py_ssize_t)a.c * a.kh * a.kw * a.oh * a.ow, "out"))
+        goto done;
+    a.x = b[0].view.buf;
+    a.out = b[1].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    im2col(&a, threads);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 2);
+    return result;
+}
+
+static PyObject *py_max_pool_2d(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *x_obj, *y_obj;
+    MaxPool2d a;
+    memset(&a, 0, sizeof(a));
+    int threads;
+    if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiOi", &x_obj, &a.planes, &a.h, &a.w, &a.kh, &a.kw,
+                          &a.sh, &a.sw, &a.dh, &a.dw, &a.pt, &a.pl, &a.oh, &a.ow, &y_obj, &threads))
+        return NULL;
+    Buffer b[2];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (a.planes < 1 || a.h < 1 || a.w < 1 || a.kh < 1 || a.kw < 1 || a.sh < 1 || a.sw < 1 ||
+        a.dh < 1 || a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_pool_2d: inconsistent sizes");
+        goto done;
+    }
+    if (get_buffer(x_obj, &b[0], 0, "x") ||
+        floats_at_least(&b[0], (Py_ssize_t)a.planes * a.h * a.w, "x") ||
+        get_buffer(y_obj, &b[1], 1, "y") ||
+        floats_at_least(&b[1], (Py_ssize_t)a.planes * a.oh * a.ow, "y"))
+        goto done;
+    a.x = b[0].view.buf;
+    a.y = b[1].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    max_pool_2d(&a, threads);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 2);
+    return result;
+}
+
+static PyObject *py_cpu_supported(PyObject *self, PyObject *args)
+{
+    (void)self, (void)args;
+    return PyBool_FromLong(cpu_supported());
+}
+
+static PyMethodDef methods[] = {
+    {"winograd_f43", py_winograd_f43, METH_VARARGS,
+     "winograd_f43(x, C, H, W, u, M, Mp, bias, residual, y, OH, OW, pad_top, pad_left, act, "
+     "alpha, beta, threads): Winograd F(4x4, 3x3) Conv of one float32 image into y."},
+    {"packed_gemm", py_packed_gemm, METH_VARARGS,
+     "packed_gemm(w, M, Mp, K, x, N, ldx, y, y_offset, ldy, bias, residual, act, alpha, beta, "
+     "threads): y[y_offset:] rows = w (packed) @ x rows + bias, + residual, activation."},
+    {"im2col", py_im2col, METH_VARARGS,
+     "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, threads): the "
+     "im2col matrix (C*kh*kw, OH*OW) of one float32 image into out."},
+    {"max_pool_2d", py_max_pool_2d, METH_VARARGS,
+     "max_pool_2d(x, planes, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, y, "
+     "threads): 2-D max pooling of float32 planes into y."},
+    {"cpu_supported", py_cpu_supported, METH_NOARGS, "True when this CPU runs the kernels (AVX2 + FMA)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "ferry's compiled kernels.", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

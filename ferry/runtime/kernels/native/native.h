@@ -1,0 +1,184 @@
+/* Shared declarations of ferry's compiled kernels (the optional extension
+ * ferry.runtime.kernels._native). Kernels are written for x86-64 with AVX2 and FMA and
+ * compiled per function with the target attribute, so the module loads on any CPU and
+ * answers cpu_supported() before anything runs. */
+#ifndef FERRY_NATIVE_H
+#define FERRY_NATIVE_H
+
+#include <stddef.h>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define FERRY_X86 1
+#include <immintrin.h>
+#define TARGET __attribute__((target("avx2,fma")))
+#endif
+
+enum { ACT_NONE = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_CLIP = 3 };
+enum { MR = 4, NR = 24 }; /* GEMM register tile: 4 rows (output channels) x 24 columns */
+
+/* The epilogue of a convolution: + bias[row], + residual, activation. */
+typedef struct {
+    const float *bias;     /* per output row, or NULL */
+    const float *residual; /* shaped like the output, or NULL */
+    int act;
+    float alpha, beta;
+} Epilogue;
+
+int cpu_supported(void);
+
+/* Thread pool. A kernel brackets its work with pool_enter() and pool_leave(), so that
+ * kernels called from several Python threads run one after the other. Inside,
+ * pool_run(task, ctx, items, threads) calls task(ctx, item, slot) for item in [0, items) on
+ * up to `threads` threads (the caller's is slot 0); items are taken dynamically, so a thread
+ * slowed by another process does fewer of them. If workers cannot be started, the
+ * caller's thread does all items. */
+typedef void (*pool_task)(void *ctx, int item, int slot);
+void pool_enter(void);
+void pool_leave(void);
+void pool_run(pool_task task, void *ctx, int items, int threads);
+/* Scratch memory of `slot`, at least `floats` floats, 64-byte aligned, kept between calls;
+ * which = 0, 1 or 2 names one of three buffers per slot. NULL when out of memory. Only
+ * between pool_enter() and pool_leave(), and only for slots < the threads of pool_run. */
+float *pool_scratch(int slot, int which, size_t floats);
+enum { POOL_MAX_THREADS = 64 };
+
+/* Y (m, oh, ow) = Winograd F(4x4, 3x3) conv of x (c, h, w); see winograd.c. */
+typedef struct {
+    const float *x;
+    int c, h, w;
+    const float *u; /* (36, mp / 4, c, 4) */
+    int m, mp;
+    float *y;
+    int oh, ow, pad_top, pad_left;
+    Epilogue epilogue;
+} WinogradConv;
+int winograd_f43(const WinogradConv *conv, int threads);
+
+/* Y (m, n) = W (m, k) @ X (k, n) + epilogue; W packed (mp / 4, k, 4); rows of X, Y (and
+ * the residual, shaped like Y) are ldx and ldy floats apart; see gemm.c. */
+typedef struct {
+    const float *w;
+    int m, mp, k;
+    const float *x;
+    int n;
+    size_t ldx, ldy;
+    float *y;
+    Epilogue epilogue;
+} PackedGemm;
+int packed_gemm(const PackedGemm *gemm, int threads);
+
+/* out (c * kh * kw, oh * ow) = im2col matrix of x (c, h, w); see im2col.c. */
+typedef struct {
+    const float *x;
+    int c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
+    float *out;
+} Im2col;
+void im2col(const Im2col *im2col, int threads);
+
+/* y (planes, oh, ow) = max over the windows of x (planes, h, w); see pool2d.c. */
+typedef struct {
+    const float *x;
+    int planes, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
+    float *y;
+} MaxPool2d;
+void max_pool_2d(const MaxPool2d *pool, int threads);
+
+#ifdef FERRY_X86
+/* out (4 x 24, row stride ldo) = [out +] u (k x 4, packed) @ v (k x 24, row stride ldv). */
+TARGET static inline void gemm_4x24(int k, const float *u, const float *v, size_t ldv, float *out,
+                                    size_t ldo, int accumulate)
+{
+    __m256 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+    if (accumulate) {
+        c00 = _mm256_loadu_ps(out), c01 = _mm256_loadu_ps(out + 8), c02 = _mm256_loadu_ps(out + 16);
+        c10 = _mm256_loadu_ps(out + ldo), c11 = _mm256_loadu_ps(out + ldo + 8);
+        c12 = _mm256_loadu_ps(out + ldo + 16);
+        c20 = _mm256_loadu_ps(out + 2 * ldo), c21 = _mm256_loadu_ps(out + 2 * ldo + 8);
+        c22 = _mm256_loadu_ps(out + 2 * ldo + 16);
+        c30 = _mm256_loadu_ps(out + 3 * ldo), c31 = _mm256_loadu_ps(out + 3 * ldo + 8);
+        c32 = _mm256_loadu_ps(out + 3 * ldo + 16);
+    } else {
+        c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < k; ++i, u += MR, v += ldv) {
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16);
+        __m256 a = _mm256_broadcast_ss(u);
+        c00 = _mm256_fmadd_ps(a, v0, c00);
+        c01 = _mm256_fmadd_ps(a, v1, c01);
+        c02 = _mm256_fmadd_ps(a, v2, c02);
+        a = _mm256_broadcast_ss(u + 1);
+        c10 = _mm256_fmadd_ps(a, v0, c10);
+        c11 = _mm256_fmadd_ps(a, v1, c11);
+        c12 = _mm256_fmadd_ps(a, v2, c12);
+        a = _mm256_broadcast_ss(u + 2);
+        c20 = _mm256_fmadd_ps(a, v0, c20);
+        c21 = _mm256_fmadd_ps(a, v1, c21);
+        c22 = _mm256_fmadd_ps(a, v2, c22);
+        a = _mm256_broadcast_ss(u + 3);
+        c30 = _mm256_fmadd_ps(a, v0, c30);
+        c31 = _mm256_fmadd_ps(a, v1, c31);
+        c32 = _mm256_fmadd_ps(a, v2, c32);
+    }
+    _mm256_storeu_ps(out, c00);
+    _mm256_storeu_ps(out + 8, c01);
+    _mm256_storeu_ps(out + 16, c02);
+    out += ldo;
+    _mm256_storeu_ps(out, c10);
+    _mm256_storeu_ps(out + 8, c11);
+    _mm256_storeu_ps(out + 16, c12);
+    out += ldo;
+    _mm256_storeu_ps(out, c20);
+    _mm256_storeu_ps(out + 8, c21);
+    _mm256_storeu_ps(out + 16, c22);
+    out += ldo;
+    _mm256_storeu_ps(out, c30);
+    _mm256_storeu_ps(out + 8, c31);
+    _mm256_storeu_ps(out + 16, c32);
+}
+
+/* The activation of an epilogue on 8 values (NaN stays NaN, as in numpy). */
+TARGET static inline __m256 activate8(const Epilogue *e, __m256 v)
+{
+    switch (e->act) {
+    case ACT_RELU:
+        return _mm256_max_ps(_mm256_setzero_ps(), v);
+    case ACT_LEAKY: {
+        __m256 negative = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
+        return _mm256_mul_ps(v, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(e->alpha), negative));
+    }
+    case ACT_CLIP:
+        return _mm256_min_ps(_mm256_set1_ps(e->beta), _mm256_max_ps(_mm256_set1_ps(e->alpha), v));
+    default:
+        return v;
+    }
+}
+
+/* Lanes [0, count) as an AVX mask. */
+TARGET static inline __m256i lane_mask(int count)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* out[0:count] = activation(row + bias + res[0:count]) (res may be NULL). */
+TARGET static inline void store_row_finished(const Epilogue *e, float bias, const float *row,
+                                             const float *res, float *out, int count)
+{
+    const __m256 b = _mm256_set1_ps(bias);
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + i), b);
+        if (res)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(res + i));
+        _mm256_storeu_ps(out + i, activate8(e, v));
+    }
+    if (i < count) {
+        __m256i mask = lane_mask(count - i);
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + i), b);
+        if (res)
+            v = _mm256_add_ps(v, _mm256_maskload_ps(res + i, mask));
+        _mm256_maskstore_ps(out + i, mask, activate8(e, v));
+    }
+}
+#endif
+
+#endif

@@ -1,0 +1,156 @@
+"""ferry's compiled convolution kernels (``native/``), when they are built.
+
+``ferry.runtime.kernels._native`` is an optional C extension: ``pip install`` compiles it
+where a C compiler is present, and ferry runs its numpy algorithms where it is not. It
+runs on x86-64 CPUs with AVX2 and FMA (``available()`` tells whether this process can use
+it), on its own thread pool, for float32 and one group:
+
+- ``conv_f43``: Winograd F(4x4, 3x3) for 2-D 3x3 kernels, stride 1, dilation 1;
+- ``gemm_into``: the GEMM W (M, K) @ X (K, N) of 1x1 and im2col convolutions, with W
+  packed once by ``pack_gemm``, and ``im2col_into`` for 2-D windows;
+- ``max_pool``: 2-D MaxPool (without its Indices output).
+
+Both apply the fused epilogue (bias, residual, Relu/LeakyRelu/Clip) on the output while it
+is in cache. Running convolutions on ferry's own threads instead of OpenBLAS's also keeps
+BLAS worker threads, which spin for ~100 ms after each call, off the other core.
+
+Winograd changes the order of the arithmetic, not its result: outputs differ from a direct
+float32 sum by a few units in the last place of the output's magnitude (bounded in
+tests/runtime/test_native_conv.py), as with onnxruntime's and cuDNN's Winograd kernels.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+
+import numpy as np
+
+from ferry.runtime.kernels._winograd import winograd_matrices
+
+try:
+    from ferry.runtime.kernels import _native
+except ImportError:  # not compiled here: the numpy algorithms run instead
+    _native = None
+
+__all__ = ["NATIVE_POINTS", "available", "built", "enabled", "pack_f43", "conv_f43", "pack_gemm", "gemm_into",
+           "im2col_into", "max_pool", "threads", "NATIVE_ACTIVATIONS"]
+
+NATIVE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)
+"""Interpolation points of the C kernel's hard-coded input and output transforms."""
+NATIVE_ACTIVATIONS = {"": 0, "Relu": 1, "LeakyRelu": 2, "Clip": 3}
+"""Epilogue activations the C kernel applies itself (others run after it, in numpy)."""
+_ROWS = 4  # output channels per register tile of the C kernel's GEMM
+
+threads: ContextVar[int] = ContextVar("ferry_native_threads", default=0)
+"""Threads for native kernels; 0: the CPUs this process may run on. Sessions set it from
+``SessionOptions.intra_op_num_threads`` while they run."""
+enabled: ContextVar[bool] = ContextVar("ferry_native_enabled",
+                                       default=os.environ.get("FERRY_NATIVE_KERNELS") != "0")
+"""Whether kernels may use the extension (sessions set it from
+``SessionOptions.use_native_kernels``; the environment variable ``FERRY_NATIVE_KERNELS=0``
+turns it off by default)."""
+_SUPPORTED = _native is not None and _native.cpu_supported()
+
+
+def built() -> bool:
+    """True when the extension is compiled and this CPU runs it."""
+    return _SUPPORTED
+
+
+def available() -> bool:
+    """True when the extension is built, this CPU runs it and it is enabled here."""
+    return _SUPPORTED and enabled.get()
+
+
+def pack_f43(w: np.ndarray) -> np.ndarray:
+    """Transformed float32 weights (36, ceil(M/4), C, 4): G w G^T per channel pair, output
+    channels in groups of four (zero rows pad the last group)."""
+    g = winograd_matrices(4, 3, NATIVE_POINTS).g
+    m, c = w.shape[:2]
+    mp = -(-m // _ROWS) * _ROWS
+    u = np.zeros((6, 6, mp, c))
+    u[:, :, :m] = np.einsum("ak,mckl,bl->abmc", g, w.astype(np.float64), g)
+    packed = u.reshape(36, mp // _ROWS, _ROWS, c).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(packed, dtype=np.float32)
+
+
+def conv_f43(x: np.ndarray, u: np.ndarray, m: int, pads_begin: tuple[int, int],
+             out_hw: tuple[int, int], *, bias: np.ndarray | None = None,
+             residual: np.ndarray | None = None, activation=None) -> np.ndarray:
+    """Conv of float32 ``x`` (N, C, H, W) with ``u`` from :func:`pack_f43` for ``m`` output
+    channels, padding ``pads_begin`` (top, left) and output size ``out_hw``; then + bias,
+    + residual (N, M, OH, OW) and ``activation`` (None or (name, alpha, beta))."""
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    name, alpha, beta = activation or ("", 0.0, 0.0)
+    code = NATIVE_ACTIVATIONS.get(name)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    if residual is not None:
+        residual = np.ascontiguousarray(residual, dtype=np.float32)
+    y = np.empty((n, m, oh, ow), dtype=np.float32)
+    count = _thread_count()
+    for i in range(n):
+        _native.winograd_f43(x[i], c, h, w, u, m, u.shape[1] * _ROWS, bias,
+                             None if residual is None else residual[i], y[i], oh, ow,
+                             pads_begin[0], pads_begin[1], code or 0, float(alpha), float(beta),
+                             count)
+    return _late_activation(y, code, name, alpha, beta)
+
+
+def pack_gemm(w: np.ndarray) -> np.ndarray:
+    """float32 weights (M, K) as (ceil(M/4), K, 4): four output rows side by side per k."""
+    m, k = w.shape
+    mp = -(-m // _ROWS) * _ROWS
+    padded = np.zeros((mp, k), dtype=np.float32)
+    padded[:m] = w
+    return np.ascontiguousarray(padded.reshape(mp // _ROWS, _ROWS, k).transpose(0, 2, 1))
+
+
+def gemm_into(packed: np.ndarray, m: int, x: np.ndarray, y: np.ndarray, column: int = 0, *,
+              bias: np.ndarray | None = None, residual: np.ndarray | None = None,
+              activation=None) -> None:
+    """y[:, column:column + N] = W @ x (+ bias[:, None], + residual[:, same columns], then
+    ``activation``) for contiguous float32 ``x`` (K, N), ``y`` and ``residual`` (M, L)."""
+    name, alpha, beta = activation or ("", 0.0, 0.0)
+    code = NATIVE_ACTIVATIONS.get(name)
+    k, n = x.shape
+    _native.packed_gemm(packed, m, packed.shape[0] * _ROWS, k, x, n, n, y, column, y.shape[1],
+                        bias, residual, code or 0, float(alpha), float(beta), _thread_count())
+    if code is not None:
+        return
+    _late_activation(y[:, column:column + n], code, name, alpha, beta)
+
+
+def im2col_into(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw,
+                out: np.ndarray) -> np.ndarray:
+    """The im2col matrix (C*kh*kw, OH*OW) of one contiguous float32 image ``x`` (C, H, W)
+    into ``out`` (zero padding; ONNX Conv's window), returned as ``out``."""
+    c, h, w = x.shape
+    _native.im2col(x, c, h, w, *kernel, *strides, *dilations, *pads_begin, *out_hw, out,
+                   _thread_count())
+    return out
+
+
+def max_pool(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw) -> np.ndarray:
+    """2-D MaxPool of float32 ``x`` (N, C, H, W): max over each window, padding excluded."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, *out_hw), dtype=np.float32)
+    _native.max_pool_2d(np.ascontiguousarray(x), n * c, h, w, *kernel, *strides, *dilations,
+                        *pads_begin, *out_hw, y, _thread_count())
+    return y
+
+
+def _thread_count() -> int:
+    return threads.get() or len(os.sched_getaffinity(0))
+
+
+def _late_activation(y: np.ndarray, code, name: str, alpha: float, beta: float) -> np.ndarray:
+    """Activations the C kernels do not apply (``code`` None), applied in numpy."""
+    if code is None:
+        from ferry.runtime.kernels._activation import activate_in_place
+
+        activate_in_place(y, name, alpha, beta)
+    return y
