@@ -52,7 +52,9 @@ def header(results: dict) -> list[str]:
         f"- CPU: {env['cpu']}; {env['platform']}; Python {env['python']}",
         f"- ferry source: {env.get('ferry_source', 'unknown')}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-        f"- threads: {env['threads']} for every engine (ferry: BLAS pool limited with threadpoolctl; "
+        f"- ferry's compiled kernels (ferry.runtime.kernels._native): {env.get('native_kernels', 'unknown')}",
+        f"- threads: {env['threads']} for every engine (ferry: BLAS pool limited with threadpoolctl, "
+        f"compiled kernels' pool set to the same; "
         f"onnxruntime: intra_op_num_threads={env['threads']}, inter_op 1; torch: set_num_threads({env['torch_threads']}))",
         f"- OpenBLAS variables unset by the wrapper: {env['unset_by_wrapper'].strip() or 'nothing (not run through bench/run.sh)'}; "
         f"seen by the process: {seen}",

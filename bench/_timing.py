@@ -201,6 +201,15 @@ def _git_state() -> str:
     return f"commit {head} with {len(dirty)} changed or new path(s) under ferry/"
 
 
+def _native_state() -> str:
+    """Whether ferry's optional compiled kernels are built and in use."""
+    from ferry.runtime.kernels import native_conv
+
+    if not native_conv.built():
+        return "not built (numpy algorithms only)"
+    return "built, in use" if native_conv.available() else "built, turned off (FERRY_NATIVE_KERNELS=0)"
+
+
 def environment(threads: int) -> dict[str, object]:
     """Versions, CPU, BLAS pools (threadpoolctl) and the OpenBLAS variables we saw."""
     import numpy
@@ -236,6 +245,7 @@ def environment(threads: int) -> dict[str, object]:
             "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
         },
         "threads": threads,
+        "native_kernels": _native_state(),
         "torch_threads": torch.get_num_threads(),
         "threadpools": pools,
         "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",

@@ -346,8 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
+    from ferry.runtime.kernels import native_conv
+
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads, user_api="blas")
+    native_conv.threads.set(args.threads)  # ferry's compiled kernels' own pool
     started = time.perf_counter()
     results: dict[str, object] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

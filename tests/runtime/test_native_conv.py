@@ -80,7 +80,8 @@ def _close(got, want, tol, scale=None):
     assert err < tol, err
 
 
-WINOGRAD_CASES = [  # (N, C, H, W, M, (top, left, bottom, right))
+WINOGRAD_CASES = [  # (N, C, H, W, M, (top, left, bottom, right)); small images take the
+    # three-phase schedule when threads > 1
     (1, 1, 3, 3, 1, (0, 0, 0, 0)),
     (1, 3, 8, 8, 5, (1, 1, 1, 1)),
     (2, 7, 13, 29, 9, (1, 1, 1, 1)),
@@ -88,6 +89,7 @@ WINOGRAD_CASES = [  # (N, C, H, W, M, (top, left, bottom, right))
     (3, 5, 6, 70, 4, (0, 2, 2, 0)),
     (1, 64, 24, 24, 64, (1, 1, 1, 1)),
     (1, 130, 9, 33, 70, (1, 1, 1, 1)),
+    (2, 16, 64, 61, 8, (1, 1, 1, 1)),  # enough blocks for the block-per-thread schedule
 ]
 
 
@@ -165,11 +167,13 @@ def test_im2col_matches_the_strided_window_view(kernel, strides, dilations, pads
 def test_max_pool_matches_numpy_and_propagates_nan():
     from ferry.runtime.kernels._window import geometry, windows
 
-    x = RNG.standard_normal((2, 3, 13, 12)).astype(np.float32)
+    x = RNG.standard_normal((2, 3, 13, 37)).astype(np.float32)
     x[1, 2, 4, 5] = np.nan
     for kernel, strides, dilations, pads, ceil in [((3, 3), (2, 2), (1, 1), (1, 1), 0),
-                                                    ((2, 3), (1, 2), (2, 1), (0, 1), 1)]:
-        win = geometry((13, 12), kernel, strides=strides, dilations=dilations,
+                                                    ((2, 3), (1, 2), (2, 1), (0, 1), 1),
+                                                    ((3, 3), (1, 1), (1, 1), (1, 1), 0),
+                                                    ((2, 4), (3, 3), (1, 2), (0, 2), 1)]:
+        win = geometry((13, 37), kernel, strides=strides, dilations=dilations,
                        pads=[*pads, *pads], auto_pad="NOTSET", ceil_mode=ceil)
         got = native_conv.max_pool(x, win.kernel, win.strides, win.dilations, win.pads_begin,
                                    win.out)

@@ -65,6 +65,25 @@ static int pack_panels(const PackedGemm *g, int k0, int kc, int col0, int count,
     return n;
 }
 
+/* The last k chunk of a whole item: 4 panels of 24, every tile finished from the registers
+ * (its earlier chunks, if any, accumulated in c). */
+TARGET static void finish_whole_item(const PackedGemm *g, const Epilogue *e, int row0, int col0,
+                                     int kc, int k0, const float *panels, const float *c,
+                                     size_t ldc)
+{
+    for (int r = 0; r < ROWS_PER_ITEM; r += MR) {
+        const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
+        const float *bias = e->bias ? e->bias + row0 + r : NULL;
+        for (int p = 0; p < COLUMNS_PER_ITEM / NR; ++p) {
+            __m256 acc[12];
+            load_4x24(c + (size_t)r * ldc + p * NR, ldc, k0 > 0, acc);
+            tile_4x24(kc, u, panels + (size_t)p * kc * NR, NR, acc);
+            size_t at = (size_t)(row0 + r) * g->ldy + col0 + p * NR;
+            finish_4x24(e, bias, e->residual ? e->residual + at : NULL, g->y + at, g->ldy, acc);
+        }
+    }
+}
+
 TARGET static void run_item(void *ctx, int item, int slot)
 {
     const Job *job = ctx;
@@ -79,9 +98,16 @@ TARGET static void run_item(void *ctx, int item, int slot)
         abort(); /* sized by packed_gemm before the parallel part: cannot fail here */
     const size_t ldc = COLUMNS_PER_ITEM + NR;
     int widths[COLUMNS_PER_ITEM / NARROW];
+    const Epilogue *e = &g->epilogue;
+    /* a whole item (every row real, every column inside Y) is finished from the registers */
+    const int whole = count == COLUMNS_PER_ITEM && row0 + ROWS_PER_ITEM <= g->m;
     for (int k0 = 0; k0 < g->k; k0 += K_CHUNK) {
         const int kc = g->k - k0 < K_CHUNK ? g->k - k0 : K_CHUNK;
         const int npanels = pack_panels(g, k0, kc, col0, count, panels, widths);
+        if (whole && k0 + kc == g->k) {
+            finish_whole_item(g, e, row0, col0, kc, k0, panels, c, ldc);
+            return;
+        }
         for (int r = 0; r < rows; r += MR) {
             const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
             const float *v = panels;
@@ -94,7 +120,6 @@ TARGET static void run_item(void *ctx, int item, int slot)
             }
         }
     }
-    const Epilogue *e = &g->epilogue;
     const int last = g->m - row0 < rows ? g->m - row0 : rows;
     for (int r = 0; r < last; ++r) {
         size_t at = (size_t)(row0 + r) * g->ldy + col0;

@@ -223,6 +223,10 @@ static PyObject *py_max_pool_2d(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "max_pool_2d: inconsistent sizes");
         goto done;
     }
+    if (!cpu_supported()) {
+        PyErr_SetString(PyExc_RuntimeError, "ferry's native kernels need an x86-64 CPU with AVX2 and FMA");
+        goto done;
+    }
     if (get_buffer(x_obj, &b[0], 0, "x") ||
         floats_at_least(&b[0], (Py_ssize_t)a.planes * a.h * a.w, "x") ||
         get_buffer(y_obj, &b[1], 1, "y") ||
@@ -230,10 +234,14 @@ static PyObject *py_max_pool_2d(PyObject *self, PyObject *args)
         goto done;
     a.x = b[0].view.buf;
     a.y = b[1].view.buf;
+    int status;
     Py_BEGIN_ALLOW_THREADS
-    max_pool_2d(&a, threads);
+    status = max_pool_2d(&a, threads);
     Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
+    if (status != 0)
+        PyErr_NoMemory();
+    else
+        result = Py_NewRef(Py_None);
 done:
     release(b, 2);
     return result;

@@ -81,25 +81,17 @@ typedef struct {
     int planes, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
     float *y;
 } MaxPool2d;
-void max_pool_2d(const MaxPool2d *pool, int threads);
+int max_pool_2d(const MaxPool2d *pool, int threads);
 
 #ifdef FERRY_X86
-/* out (4 x 24, row stride ldo) = [out +] u (k x 4, packed) @ v (k x 24, row stride ldv). */
-TARGET static inline void gemm_4x24(int k, const float *u, const float *v, size_t ldv, float *out,
-                                    size_t ldo, int accumulate)
+/* c (4 x 24 as 4 rows of 3 vectors) += u (k x 4, packed) @ v (k x 24, row stride ldv).
+ * The accumulators are named locals: an indexed array in the loop would live in memory. */
+TARGET static inline __attribute__((always_inline)) void tile_4x24(int k, const float *u,
+                                                                  const float *v, size_t ldv,
+                                                                  __m256 c[12])
 {
-    __m256 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
-    if (accumulate) {
-        c00 = _mm256_loadu_ps(out), c01 = _mm256_loadu_ps(out + 8), c02 = _mm256_loadu_ps(out + 16);
-        c10 = _mm256_loadu_ps(out + ldo), c11 = _mm256_loadu_ps(out + ldo + 8);
-        c12 = _mm256_loadu_ps(out + ldo + 16);
-        c20 = _mm256_loadu_ps(out + 2 * ldo), c21 = _mm256_loadu_ps(out + 2 * ldo + 8);
-        c22 = _mm256_loadu_ps(out + 2 * ldo + 16);
-        c30 = _mm256_loadu_ps(out + 3 * ldo), c31 = _mm256_loadu_ps(out + 3 * ldo + 8);
-        c32 = _mm256_loadu_ps(out + 3 * ldo + 16);
-    } else {
-        c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = _mm256_setzero_ps();
-    }
+    __m256 c00 = c[0], c01 = c[1], c02 = c[2], c10 = c[3], c11 = c[4], c12 = c[5];
+    __m256 c20 = c[6], c21 = c[7], c22 = c[8], c30 = c[9], c31 = c[10], c32 = c[11];
     for (int i = 0; i < k; ++i, u += MR, v += ldv) {
         __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16);
         __m256 a = _mm256_broadcast_ss(u);
@@ -119,21 +111,29 @@ TARGET static inline void gemm_4x24(int k, const float *u, const float *v, size_
         c31 = _mm256_fmadd_ps(a, v1, c31);
         c32 = _mm256_fmadd_ps(a, v2, c32);
     }
-    _mm256_storeu_ps(out, c00);
-    _mm256_storeu_ps(out + 8, c01);
-    _mm256_storeu_ps(out + 16, c02);
-    out += ldo;
-    _mm256_storeu_ps(out, c10);
-    _mm256_storeu_ps(out + 8, c11);
-    _mm256_storeu_ps(out + 16, c12);
-    out += ldo;
-    _mm256_storeu_ps(out, c20);
-    _mm256_storeu_ps(out + 8, c21);
-    _mm256_storeu_ps(out + 16, c22);
-    out += ldo;
-    _mm256_storeu_ps(out, c30);
-    _mm256_storeu_ps(out + 8, c31);
-    _mm256_storeu_ps(out + 16, c32);
+    c[0] = c00, c[1] = c01, c[2] = c02, c[3] = c10, c[4] = c11, c[5] = c12;
+    c[6] = c20, c[7] = c21, c[8] = c22, c[9] = c30, c[10] = c31, c[11] = c32;
+}
+
+/* c = the 4 x 24 tile at out (row stride ldo), or zeros. */
+TARGET static inline __attribute__((always_inline)) void load_4x24(const float *out, size_t ldo,
+                                                                  int load, __m256 c[12])
+{
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < 3; ++j)
+            c[3 * r + j] = load ? _mm256_loadu_ps(out + r * ldo + 8 * j) : _mm256_setzero_ps();
+}
+
+/* out (4 x 24, row stride ldo) = [out +] u (k x 4, packed) @ v (k x 24, row stride ldv). */
+TARGET static inline void gemm_4x24(int k, const float *u, const float *v, size_t ldv, float *out,
+                                    size_t ldo, int accumulate)
+{
+    __m256 c[12];
+    load_4x24(out, ldo, accumulate, c);
+    tile_4x24(k, u, v, ldv, c);
+    for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < 3; ++j)
+            _mm256_storeu_ps(out + r * ldo + 8 * j, c[3 * r + j]);
 }
 
 /* The activation of an epilogue on 8 values (NaN stays NaN, as in numpy). */
@@ -157,6 +157,24 @@ TARGET static inline __m256 activate8(const Epilogue *e, __m256 v)
 TARGET static inline __m256i lane_mask(int count)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The 4 x 24 tile c, finished (+ bias[r], + res, activation), into out (row stride ldo;
+ * res, when not NULL, has the same stride). */
+TARGET static inline __attribute__((always_inline)) void finish_4x24(const Epilogue *e,
+                                                                    const float *bias,
+                                                                    const float *res, float *out,
+                                                                    size_t ldo, __m256 c[12])
+{
+    for (int r = 0; r < MR; ++r) {
+        const __m256 b = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+        for (int j = 0; j < 3; ++j) {
+            __m256 v = _mm256_add_ps(c[3 * r + j], b);
+            if (res)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(res + r * ldo + 8 * j));
+            _mm256_storeu_ps(out + r * ldo + 8 * j, activate8(e, v));
+        }
+    }
 }
 
 /* out[0:count] = activation(row + bias + res[0:count]) (res may be NULL). */

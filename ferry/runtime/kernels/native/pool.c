@@ -31,7 +31,7 @@ static int current_items, current_threads;
 static Scratch scratch[POOL_MAX_THREADS];
 static unsigned first_seen[POOL_MAX_THREADS]; /* generation before a worker's first task */
 
-static double spin_seconds = 1e-3;
+static const double spin_seconds = 1e-3; /* how long an idle worker spins before sleeping */
 
 static double seconds(void)
 {
@@ -90,9 +90,6 @@ static void after_fork_in_child(void)
 static void start_workers(int wanted)
 {
     static int fork_handler;
-    const char *spin = getenv("FERRY_SPIN_MS");
-    if (spin)
-        spin_seconds = atof(spin) * 1e-3;
     if (!fork_handler)
         fork_handler = pthread_atfork(NULL, NULL, after_fork_in_child) == 0;
     if (wanted > POOL_MAX_THREADS - 1)
