@@ -280,3 +280,38 @@ def test_sessions_agree_with_native_kernels_on_and_off():
         session = ferry.InferenceSession(model.SerializeToString(), options)
         outputs[native] = session.run(None, feed)[0]
     np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-4, atol=1e-4)
+
+
+@needs_native
+@pytest.mark.parametrize("trans_b, bias_shape", [(1, (5,)), (0, (1, 5)), (1, None)])
+def test_small_gemm_with_constant_weights_runs_native_and_matches_numpy(trans_b, bias_shape,
+                                                                        monkeypatch):
+    from onnx import TensorProto, helper, numpy_helper
+
+    import ferry
+
+    b = RNG.standard_normal((5, 7) if trans_b else (7, 5)).astype(np.float32)
+    inputs = ["a", "b"]
+    initializers = [numpy_helper.from_array(b, "b")]
+    c = None
+    if bias_shape is not None:
+        c = RNG.standard_normal(bias_shape).astype(np.float32)
+        initializers.append(numpy_helper.from_array(c, "c"))
+        inputs.append("c")
+    node = helper.make_node("Gemm", inputs, ["y"], transB=trans_b, beta=0.5)
+    graph = helper.make_graph(
+        [node], "gemm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    calls = []
+    real = native_conv.gemm_into
+    monkeypatch.setattr(native_conv, "gemm_into", lambda *a, **k: calls.append(1) or real(*a, **k))
+    session = ferry.InferenceSession(model.SerializeToString())
+    for rows, native in ((1, True), (64, True), (65, False)):
+        a = RNG.standard_normal((rows, 7)).astype(np.float32)
+        want = a.astype(np.float64) @ (b.T if trans_b else b)
+        if c is not None:
+            want = want + 0.5 * c
+        calls.clear()
+        np.testing.assert_allclose(session.run(None, {"a": a})[0], want, rtol=1e-5, atol=1e-5)
+        assert bool(calls) == native

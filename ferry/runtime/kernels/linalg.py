@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ferry.runtime.kernels import native_conv
 from ferry.runtime.kernels._numeric import narrow, widen
-from ferry.runtime.registry import kernel
+from ferry.runtime.registry import RUN_TIME, kernel, preparer
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -51,6 +52,42 @@ def gemm(a, b, c=None, *, alpha, beta, transA, transB, broadcast=None) -> np.nda
             c = c * beta
         y = np.add(y, c, out=y if in_place and c.dtype == y.dtype else None)
     return narrow(y, dtype)
+
+
+_NATIVE_GEMM_MAX_ROWS = 64
+"""Gemm with at most this many rows of A runs on the compiled GEMM when B is constant:
+small products gain nothing from BLAS's threads, whose spinning after the call slows what
+runs next (onnxruntime-style sessions call such layers back to back)."""
+
+
+@preparer("Gemm", since=(7, 9, 11, 13))
+def prepare_gemm(constants, *, alpha, beta, transA, transB, broadcast=None):
+    """Constant float32 B (and constant bias C of one row, or none): pack op(B) once for the
+    compiled GEMM, used for small A; other calls take the plain kernel."""
+    a, b, c = [*constants, None, None, None][:3]
+    if not native_conv.available() or transA or alpha != 1.0 or not isinstance(b, np.ndarray):
+        return None
+    if b.dtype != np.float32 or b.ndim != 2 or a is not RUN_TIME or c is RUN_TIME:
+        return None
+    weights = b if transB else b.T  # (N, K): one output feature per row
+    bias = None
+    if c is not None and beta != 0.0:
+        if not isinstance(c, np.ndarray) or c.size != weights.shape[0] or c.shape[-1:] != (c.size,):
+            return None
+        bias = np.ascontiguousarray((c * beta).reshape(-1), dtype=np.float32)
+    packed = native_conv.pack_gemm(np.ascontiguousarray(weights))
+    features = weights.shape[0]
+
+    def gemm_prepared(a_, b_, c_=None, **_):
+        if (a_.dtype != np.float32 or a_.ndim != 2 or a_.shape[1] != weights.shape[1]
+                or not 0 < a_.shape[0] <= _NATIVE_GEMM_MAX_ROWS):
+            return gemm(a_, b_, c_, alpha=alpha, beta=beta, transA=transA, transB=transB,
+                        broadcast=broadcast)
+        y = np.empty((features, a_.shape[0]), np.float32)  # Y^T = op(B)^T @ A^T
+        native_conv.gemm_into(packed, features, np.ascontiguousarray(a_.T), y, bias=bias)
+        return np.ascontiguousarray(y.T)
+
+    return gemm_prepared
 
 
 @kernel("Einsum", since=(12, 28))

@@ -23,15 +23,16 @@ static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one parallel ca
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int workers;                 /* started worker threads (slots 1..workers) */
-static atomic_uint generation;      /* bumped for every task */
-static atomic_int next_item, busy;  /* next item to take; workers still on the task */
+static atomic_uint generation;      /* the newest task */
+static atomic_uint closed;          /* the newest task whose items are all done */
+static atomic_int next_item, active; /* next item to take; workers inside a task */
 static pool_task current_task;
 static void *current_ctx;
 static int current_items, current_threads;
 static Scratch scratch[POOL_MAX_THREADS];
 static unsigned first_seen[POOL_MAX_THREADS]; /* generation before a worker's first task */
 
-static const double spin_seconds = 1e-3; /* how long an idle worker spins before sleeping */
+static const double spin_seconds = 5e-3; /* how long an idle worker spins before sleeping */
 
 static double seconds(void)
 {
@@ -72,9 +73,14 @@ static void *worker_main(void *arg)
             }
         }
         seen = now;
-        if (slot < current_threads)
+        /* Join task `now` unless the caller has closed it already: a worker that wakes late
+         * must not touch a finished task (its context is gone). The caller closes, then
+         * waits for `active` to drop; joining increments `active`, then checks `closed`:
+         * with sequentially consistent atomics one of the two sees the other. */
+        atomic_fetch_add(&active, 1);
+        if ((int)(atomic_load(&closed) - now) < 0 && slot < current_threads)
             take_items(slot);
-        atomic_fetch_sub(&busy, 1);
+        atomic_fetch_sub(&active, 1);
     }
     return NULL;
 }
@@ -82,6 +88,7 @@ static void *worker_main(void *arg)
 static void after_fork_in_child(void)
 {
     workers = 0; /* the child has none of the parent's threads */
+    atomic_store(&active, 0);
     pthread_mutex_init(&call_lock, NULL);
     pthread_mutex_init(&sleep_lock, NULL);
     pthread_cond_init(&wake, NULL);
@@ -127,13 +134,15 @@ void pool_run(pool_task task, void *ctx, int items, int threads)
     current_items = items;
     current_threads = threads;
     atomic_store(&next_item, 0);
-    atomic_store(&busy, workers);
     pthread_mutex_lock(&sleep_lock);
-    atomic_fetch_add(&generation, 1);
+    const unsigned number = atomic_fetch_add(&generation, 1) + 1;
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&sleep_lock);
     take_items(0);
-    while (atomic_load(&busy) > 0)
+    /* every item is taken; wait only for workers still inside this task, not for
+     * sleeping ones to wake (that costs tens of microseconds, more on a virtual machine) */
+    atomic_store(&closed, number);
+    while (atomic_load(&active) > 0)
         relax();
 }
 
