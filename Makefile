@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint native clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/ferry demo
+
+# Rebuild the compiled kernels after changing ferry/runtime/kernels/native/*.c (fails loudly;
+# `pip install` treats them as optional and goes on without them when they do not build).
+native: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check ferry tests tools
