@@ -217,8 +217,9 @@ def _prepare(step: Step, constants: Mapping[str, object]) -> None:
     values = tuple(None if name is None else constants.get(name, RUN_TIME) for name in step.inputs)
     if all(value is None or value is RUN_TIME for value in values):
         return
+    shapes = tuple(_static_dims(value) for value in step.node.inputs)
     try:
-        call = prepare(values, **step.attributes)
+        call = prepare(values, _input_shapes=shapes, **step.attributes)
     except FerryError:
         raise
     except Exception as error:
@@ -226,6 +227,14 @@ def _prepare(step: Step, constants: Mapping[str, object]) -> None:
                              f"{type(error).__name__}: {error}") from error
     if call is not None:
         step.call = call
+
+
+def _static_dims(value) -> tuple[int | None, ...] | None:
+    """A node input's declared dims (None for unknown or symbolic ones), or None."""
+    shape = getattr(getattr(value, "type", None), "shape", None)
+    if shape is None:
+        return None
+    return tuple(d if isinstance(d, int) else None for d in shape.dims)
 
 
 def _bind(attribute: Attribute, bindings: Mapping[str, Attribute] | None) -> Attribute | None:

@@ -94,8 +94,10 @@ RUN_TIME = _RunTime()
 
 
 def preparer(op_type: str, since: int | tuple[int, ...], *, domain: str = ONNX_DOMAIN):
-    """Register the decorated ``prepare(constants, **attributes) -> callable | None`` for the
-    kernel versions ``since`` of ``op_type``."""
+    """Register the decorated ``prepare(constants, _input_shapes, **attributes) -> callable |
+    None`` for the kernel versions ``since`` of ``op_type``. ``constants`` has each input's
+    constant value, ``RUN_TIME`` for a fed one, None for an absent one; ``_input_shapes`` each
+    input's declared dims (None where unknown or symbolic), or None without a shape."""
     versions = (since,) if isinstance(since, int) else tuple(since)
     domain = _normalize_domain(domain)
 

@@ -115,7 +115,7 @@ def test_dispatch_picks_special_cases_else_winograd_or_im2col_unless_forced(nati
         np.zeros((64, 64, 1, 1), np.float32))) == "pointwise"
     doubles = ca.pack_conv_weights(np.zeros((64, 64, 3, 3)), pads=[1] * 4)
     assert ca.choose_algorithm((1, 64, 56, 56), doubles) == "im2col"  # native: float32 only
-    assert ("native_gemm" in square.layouts) == native
+    assert ("native_gemm" in square.native) == native
 
 
 def test_forcing_an_algorithm_that_does_not_apply_is_an_error():

@@ -125,7 +125,7 @@ def test_winograd_error_stays_near_float32_rounding_on_a_wide_layer():
 
 
 @needs_native
-@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (3, 5, 23), (4, 7, 24), (5, 300, 25),
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (70, 301, 1), (3, 5, 23), (4, 7, 24), (5, 300, 25),
                                      (64, 64, 97), (65, 513, 49), (130, 9, 1000)])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS), ids=str)
 def test_gemm_matches_numpy(m, k, n, activation):

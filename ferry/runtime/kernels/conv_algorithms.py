@@ -55,8 +55,43 @@ class PackedConv:
     auto_pad: str
     algorithm: str | None = None  # forced algorithm, or None to choose per input shape
     layouts: dict = field(default_factory=dict)  # algorithm name -> packed weights
+    native: tuple[str, ...] = ()  # compiled layouts allowed: "native_winograd", "native_gemm"
     # input shape -> (window, chosen algorithm): sessions see few shapes, each many times
     _by_shape: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def layout(self, name: str) -> np.ndarray:
+        """The weights packed for ``name`` (an algorithm, or "native_gemm"), packed on first
+        use unless packed already (``pack_conv_weights`` packs the compiled GEMM's layout,
+        ``prepare_for`` the layout a known input shape selects): Winograd's transformed
+        weights, 4x the size of the weights, exist only where Winograd runs."""
+        packed = self.layouts.get(name)
+        if packed is None:
+            w = self.weights
+            if name == "shifted":
+                packed = np.ascontiguousarray(w.reshape(*w.shape[:2], -1).transpose(2, 0, 1))
+            elif name in ("winograd2", "winograd4"):
+                packed = pack_winograd(w, int(name[-1]))
+            elif name == "native_winograd":
+                packed = native_conv.pack_f43(w)
+            else:
+                packed = native_conv.pack_gemm(w.reshape(w.shape[0], -1))
+            self.layouts[name] = packed
+        return packed
+
+    def prepare_for(self, x_shape: tuple[int | None, ...] | None) -> None:
+        """Pack now what an input of ``x_shape`` will run (a static shape, batch may be
+        None), so that the first run does not pay for it."""
+        if x_shape is None or len(x_shape) != self.weights.ndim or None in x_shape[1:]:
+            return
+        shape = (1, *x_shape[1:])
+        try:
+            algorithm = choose_algorithm(shape, self)
+        except ValueError:
+            return  # the kernel does not fit: the run reports it
+        if algorithm in ("pointwise", "im2col") and "native_gemm" in self.native:
+            self.layout("native_gemm")
+        elif algorithm in ("shifted", "winograd2", "winograd4", "native_winograd"):
+            self.layout(algorithm)
 
     def window(self, x_shape: tuple[int, ...]) -> Window:
         """Resolved window geometry for an input of ``x_shape`` (N, C, *spatial)."""
@@ -104,19 +139,17 @@ def pack_conv_weights(w: np.ndarray, *, group: int = 1, kernel_shape=None, strid
         raise ValueError(f"Conv algorithm {algorithm!r} does not apply to W{w.shape} with "
                          f"group={group}, strides={strides}, dilations={dilations}: "
                          f"expected one of {allowed}")
-    layouts = {}
-    if "shifted" in allowed and algorithm == "shifted":
-        m, c = w.shape[:2]
-        layouts["shifted"] = np.ascontiguousarray(w.reshape(m, c, -1).transpose(2, 0, 1))
-    if algorithm in ("winograd2", "winograd4"):
-        layouts[algorithm] = pack_winograd(w, int(algorithm[-1]))
+    native = []
     if "native_winograd" in allowed and algorithm in (None, "native_winograd"):
-        layouts["native_winograd"] = native_conv.pack_f43(w)
+        native.append("native_winograd")
     if (group == 1 and w.dtype == np.float32 and algorithm in (None, "pointwise", "im2col")
             and native_conv.available()):
-        layouts["native_gemm"] = native_conv.pack_gemm(w.reshape(w.shape[0], -1))
-    return PackedConv(w, group, _ints(strides), _ints(dilations), _ints(pads),
-                      auto_pad or "NOTSET", algorithm, layouts)
+        native.append("native_gemm")
+    packed = PackedConv(w, group, _ints(strides), _ints(dilations), _ints(pads),
+                        auto_pad or "NOTSET", algorithm, {}, tuple(native))
+    if "native_gemm" in native:  # whatever the input, a possible layout: pack it now
+        packed.layout("native_gemm")
+    return packed
 
 
 def _ints(values) -> tuple[int, ...] | None:
@@ -148,7 +181,7 @@ def choose_algorithm(x_shape: tuple[int, ...], packed: PackedConv) -> str:
     win = packed.window(x_shape)
     if names[0] in ("pointwise", "depthwise"):
         chosen = names[0]
-    elif "native_winograd" in packed.layouts and win.out[1] >= _NATIVE_MIN_WIDTH:
+    elif "native_winograd" in packed.native and win.out[1] >= _NATIVE_MIN_WIDTH:
         chosen = "native_winograd"
     else:
         chosen = "im2col"
@@ -178,7 +211,7 @@ def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = 
         return epilogue.finish(y)
     if algorithm == "native_winograd":
         return _run_native(x, packed, win, epilogue)
-    if algorithm in ("pointwise", "im2col") and "native_gemm" in packed.layouts:
+    if algorithm in ("pointwise", "im2col") and "native_gemm" in packed.native:
         return _run_native_gemm(x, packed, win, algorithm, epilogue)
     if algorithm in ("shifted", "winograd2", "winograd4"):
         return _run_2d(x, packed, win, algorithm, epilogue)
@@ -236,10 +269,7 @@ def _run_native(x: np.ndarray, packed: PackedConv, win: Window,
     if epilogue.residual is not None and epilogue.residual.shape != shape:
         raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
                          f"output shape {shape}")
-    layout = packed.layouts.get("native_winograd")
-    if layout is None:  # packed for another algorithm but forced here
-        layout = native_conv.pack_f43(packed.weights)
-    return native_conv.conv_f43(x, layout, m, win.pads_begin, win.out, bias=epilogue.bias,
+    return native_conv.conv_f43(x, packed.layout("native_winograd"), m, win.pads_begin, win.out, bias=epilogue.bias,
                                 residual=epilogue.residual, activation=epilogue.activation)
 
 
@@ -265,7 +295,7 @@ def _run_native_gemm(x: np.ndarray, packed: PackedConv, win: Window, algorithm: 
         blocks = ((i, 0, pixels[i]) for i in range(n))
     else:
         blocks = _im2col_blocks(x, win)
-    layout = packed.layouts["native_gemm"]
+    layout = packed.layout("native_gemm")
     for i, start, part in blocks:
         native_conv.gemm_into(layout, m, part, flat[i], start, bias=epilogue.bias,
                               residual=None if residual is None else residual[i],
@@ -290,10 +320,8 @@ def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
     if epilogue.residual is not None and epilogue.residual.shape != y.shape:
         raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
                          f"output shape {y.shape}")
-    layout = packed.layouts.get(algorithm)
+    layout = packed.layout(algorithm)
     if algorithm == "shifted":
-        if layout is None:  # packed for another algorithm but forced here
-            layout = pack_conv_weights(packed.weights, algorithm="shifted").layouts["shifted"]
         buf = None
         for i in range(n):
             buf = _padded_flat(x[i], win, 1, buf)

@@ -83,8 +83,10 @@ class PreparedConv:
 
 
 def prepare_weights(w: np.ndarray, b, *, group: int = 1, auto_pad: str = "NOTSET", dilations=None,
-                    kernel_shape=None, pads=None, strides=None) -> PreparedConv | None:
-    """Pack constant float weights ``w`` (and a constant bias ``b``, else None / RUN_TIME)."""
+                    kernel_shape=None, pads=None, strides=None,
+                    x_shape: tuple | None = None) -> PreparedConv | None:
+    """Pack constant float weights ``w`` (and a constant bias ``b``, else None / RUN_TIME);
+    ``x_shape``, the input's static shape if known, lets the algorithm's layout be packed now."""
     if not isinstance(w, np.ndarray) or w.dtype.kind != "f" or w.ndim < 3:
         return None
     compute = np.dtype(np.float32) if w.dtype == np.float16 else w.dtype
@@ -102,8 +104,13 @@ def prepare_weights(w: np.ndarray, b, *, group: int = 1, auto_pad: str = "NOTSET
     packed = pack_conv_weights(np.ascontiguousarray(w, dtype=compute), group=group,
                                kernel_shape=kernel_shape, strides=strides, dilations=dilations,
                                pads=pads, auto_pad=auto_pad)
+    packed.prepare_for(x_shape)
     bias = np.ascontiguousarray(constant_bias, dtype=compute) if constant_bias is not None else None
     return PreparedConv(packed, bias, expand, compute)
+
+
+def _first(shapes: Sequence[tuple | None]) -> tuple | None:
+    return shapes[0] if shapes else None
 
 
 def _inputs(constants: Sequence[object], count: int) -> list[object]:
@@ -111,10 +118,10 @@ def _inputs(constants: Sequence[object], count: int) -> list[object]:
 
 
 @preparer("Conv", since=(1, 11, 22))
-def prepare_conv(constants: Sequence[object], **attributes) -> Callable | None:
+def prepare_conv(constants: Sequence[object], _input_shapes=(), **attributes) -> Callable | None:
     """Pack constant weights once; compute repeated output channels once."""
     _, w, b = _inputs(constants, 3)
-    prepared = prepare_weights(w, b, **attributes)
+    prepared = prepare_weights(w, b, x_shape=_first(_input_shapes), **attributes)
     if prepared is None:
         return None
 
@@ -126,10 +133,10 @@ def prepare_conv(constants: Sequence[object], **attributes) -> Callable | None:
 
 @preparer("FusedConv", since=1, domain=INTERNAL_DOMAIN)
 def prepare_fused_conv(constants: Sequence[object], *, activation="", alpha=0.0, beta=0.0,
-                       **attributes) -> Callable | None:
+                       _input_shapes=(), **attributes) -> Callable | None:
     """FusedConv with its weights packed once and the epilogue applied block by block."""
     _, w, b, _ = _inputs(constants, 4)
-    prepared = prepare_weights(w, b, **attributes)
+    prepared = prepare_weights(w, b, x_shape=_first(_input_shapes), **attributes)
     if prepared is None:
         return None
 

@@ -61,7 +61,7 @@ runs next (onnxruntime-style sessions call such layers back to back)."""
 
 
 @preparer("Gemm", since=(7, 9, 11, 13))
-def prepare_gemm(constants, *, alpha, beta, transA, transB, broadcast=None):
+def prepare_gemm(constants, *, alpha, beta, transA, transB, broadcast=None, _input_shapes=()):
     """Constant float32 B (and constant bias C of one row, or none): pack op(B) once for the
     compiled GEMM, used for small A; other calls take the plain kernel."""
     a, b, c = [*constants, None, None, None][:3]

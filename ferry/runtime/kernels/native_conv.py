@@ -70,7 +70,8 @@ def pack_f43(w: np.ndarray) -> np.ndarray:
     m, c = w.shape[:2]
     mp = -(-m // _ROWS) * _ROWS
     u = np.zeros((6, 6, mp, c))
-    u[:, :, :m] = np.einsum("ak,mckl,bl->abmc", g, w.astype(np.float64), g)
+    rows = np.tensordot(g, w.astype(np.float64), axes=([1], [2]))  # (6, M, C, 3): G w
+    u[:, :, :m] = np.tensordot(rows, g, axes=([3], [1])).transpose(0, 3, 1, 2)  # (G w) G^T
     packed = u.reshape(36, mp // _ROWS, _ROWS, c).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(packed, dtype=np.float32)
 

@@ -5,7 +5,8 @@
  * buffer C (64 x 96, cache-resident) over chunks of 256 of k: the chunk of X's columns is
  * copied into contiguous panels 24 (or, at the right edge, 8) columns wide, then the
  * register tiles of native.h (4 x 24, 4 x 8) run over them for every group of 4 rows of W.
- * After the last chunk C is stored with + bias, + residual and the activation. */
+ * After the last chunk C is stored with + bias, + residual and the activation. A single
+ * column (a matrix-vector product) takes its own loop instead: 4 rows at a time over k. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ enum { ROWS_PER_ITEM = 64, COLUMNS_PER_ITEM = 96, K_CHUNK = 256, NARROW = 8 };
 typedef struct {
     const PackedGemm *gemm;
     int row_chunks, column_chunks;
+    float *xx; /* n == 1: x[k] repeated 4 times per k */
 } Job;
 
 #ifdef FERRY_X86
@@ -128,20 +130,64 @@ TARGET static void run_item(void *ctx, int item, int slot)
     }
 }
 
-#else
-
-static void run_item(void *ctx, int item, int slot)
+/* One column (n == 1): y = W x, 4 rows at a time, vectorized over k through `xx`, which
+ * repeats every x[k] four times (so a load of packed W pairs with a load of xx). */
+TARGET static void run_gemv_item(void *ctx, int item, int slot)
 {
-    (void)ctx, (void)item, (void)slot;
+    (void)slot;
+    const Job *job = ctx;
+    const PackedGemm *g = job->gemm;
+    const Epilogue *e = &g->epilogue;
+    const int row0 = item * ROWS_PER_ITEM;
+    const int rows = g->mp - row0 < ROWS_PER_ITEM ? g->mp - row0 : ROWS_PER_ITEM;
+    const int pairs = g->k / 2;
+    for (int r = 0; r < rows; r += MR) {
+        const float *w = g->w + (size_t)(row0 + r) * g->k;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        for (; i + 4 <= pairs; i += 4) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * i), _mm256_loadu_ps(job->xx + 8 * i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * i + 8), _mm256_loadu_ps(job->xx + 8 * i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * i + 16), _mm256_loadu_ps(job->xx + 8 * i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * i + 24), _mm256_loadu_ps(job->xx + 8 * i + 24), a3);
+        }
+        for (; i < pairs; ++i)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * i), _mm256_loadu_ps(job->xx + 8 * i), a0);
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        float out[4];
+        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1)));
+        for (int q = 0; q < MR; ++q) {
+            const int row = row0 + r + q;
+            if (row >= g->m)
+                break;
+            float v = out[q];
+            if (g->k % 2)
+                v += w[(size_t)(g->k - 1) * MR + q] * job->xx[(size_t)(g->k - 1) * MR];
+            store_row_finished(e, e->bias ? e->bias[row] : 0.0f, &v,
+                               e->residual ? e->residual + (size_t)row * g->ldy : NULL,
+                               g->y + (size_t)row * g->ldy, 1);
+        }
+    }
 }
 
+#else
+
+static void run_item(void *ctx, int item, int slot) { (void)ctx, (void)item, (void)slot; }
+static void run_gemv_item(void *ctx, int item, int slot) { (void)ctx, (void)item, (void)slot; }
+
 #endif
+
+/* Products under this many multiply-adds run on the caller's thread alone: waking a
+ * sleeping worker costs more than it saves. */
+static const double SMALL_WORK = 1 << 21;
 
 int packed_gemm(const PackedGemm *gemm, int threads)
 {
     Job job = {gemm, (gemm->mp + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM,
-               (gemm->n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM};
+               (gemm->n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM, NULL};
     int items = job.row_chunks * job.column_chunks;
+    if ((double)gemm->m * gemm->k * gemm->n < SMALL_WORK)
+        threads = 1;
     if (threads > items)
         threads = items;
     if (threads > POOL_MAX_THREADS)
@@ -154,8 +200,19 @@ int packed_gemm(const PackedGemm *gemm, int threads)
         if (!pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR)) ||
             !pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR)))
             status = -1;
-    if (!status)
+    if (!status && gemm->n == 1) {
+        job.xx = pool_scratch(0, 2, (size_t)gemm->k * MR + 8);
+        if (!job.xx) {
+            status = -1;
+        } else {
+            for (int k = 0; k < gemm->k; ++k)
+                for (int q = 0; q < MR; ++q)
+                    job.xx[(size_t)k * MR + q] = gemm->x[(size_t)k * gemm->ldx];
+            pool_run(run_gemv_item, &job, job.row_chunks, threads);
+        }
+    } else if (!status) {
         pool_run(run_item, &job, items, threads);
+    }
     pool_leave();
     return status;
 }
