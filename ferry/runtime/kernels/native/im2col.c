@@ -8,7 +8,7 @@
 static void fill_row(void *ctx, int row, int slot)
 {
     (void)slot;
-    const Im2col *a = ctx;
+    const Window2d *a = ctx;
     const int taps = a->kh * a->kw, c = row / taps, i = (row % taps) / a->kw, j = row % a->kw;
     const float *plane = a->x + (size_t)c * a->h * a->w;
     float *out = a->out + (size_t)row * a->oh * a->ow;
@@ -34,10 +34,11 @@ static void fill_row(void *ctx, int row, int slot)
     }
 }
 
-void im2col(const Im2col *a, int threads)
+int im2col(const Window2d *a, int threads)
 {
     const int rows = a->c * a->kh * a->kw;
     pool_enter();
     pool_run(fill_row, (void *)a, rows, threads < rows ? threads : rows);
     pool_leave();
+    return 0;
 }

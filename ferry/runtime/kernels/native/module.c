@@ -68,6 +68,15 @@ static void release(Buffer *buffers, int count)
             PyBuffer_Release(&buffers[i].view);
 }
 
+/* result = None after `call` (a kernel returning 0, or -1 when out of memory) ran with the
+ * GIL released; MemoryError's NULL when it failed. */
+#define RUN_WITHOUT_GIL(result, call)                                                              \
+    do {                                                                                           \
+        int status_;                                                                               \
+        Py_BEGIN_ALLOW_THREADS status_ = (call);                                                   \
+        Py_END_ALLOW_THREADS(result) = status_ ? PyErr_NoMemory() : Py_NewRef(Py_None);            \
+    } while (0)
+
 static int check_epilogue(const Epilogue *e)
 {
     if (e->act < ACT_NONE || e->act > ACT_CLIP) {
@@ -112,14 +121,7 @@ static PyObject *py_winograd_f43(PyObject *self, PyObject *args)
     conv.x = b[0].view.buf;
     conv.u = b[1].view.buf;
     conv.y = b[2].view.buf;
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = winograd_f43(&conv, threads);
-    Py_END_ALLOW_THREADS
-    if (status != 0)
-        PyErr_NoMemory();
-    else
-        result = Py_NewRef(Py_None);
+    RUN_WITHOUT_GIL(result, winograd_f43(&conv, threads));
 done:
     release(b, 5);
     return result;
@@ -159,24 +161,19 @@ static PyObject *py_packed_gemm(PyObject *self, PyObject *args)
     g.y = (float *)b[2].view.buf + y_offset;
     if (g.epilogue.residual)
         g.epilogue.residual += y_offset;
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = packed_gemm(&g, threads);
-    Py_END_ALLOW_THREADS
-    if (status != 0)
-        PyErr_NoMemory();
-    else
-        result = Py_NewRef(Py_None);
+    RUN_WITHOUT_GIL(result, packed_gemm(&g, threads));
 done:
     release(b, 5);
     return result;
 }
 
-static PyObject *py_im2col(PyObject *self, PyObject *args)
+/* Parse (x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, threads) and run
+ * kernel on it; out holds OH * OW floats per plane of x, times kh * kw with per_tap. */
+static PyObject *run_window(PyObject *args, const char *name, int (*kernel)(const Window2d *, int),
+                            int per_tap)
 {
-    (void)self;
     PyObject *x_obj, *out_obj;
-    Im2col a;
+    Window2d a;
     memset(&a, 0, sizeof(a));
     int threads;
     if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiOi", &x_obj, &a.c, &a.h, &a.w, &a.kh, &a.kw, &a.sh,
@@ -187,64 +184,35 @@ static PyObject *py_im2col(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     if (a.c < 1 || a.h < 1 || a.w < 1 || a.kh < 1 || a.kw < 1 || a.sh < 1 || a.sw < 1 || a.dh < 1 ||
         a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1) {
-        PyErr_SetString(PyExc_ValueError, "im2col: inconsistent sizes");
+        PyErr_Format(PyExc_ValueError, "%s: inconsistent sizes", name);
+        goto done;
+    }
+    const Py_ssize_t out = (Py_ssize_t)a.c * (per_tap ? a.kh * a.kw : 1) * a.oh * a.ow;
+    if (!cpu_supported()) {
+        PyErr_SetString(PyExc_RuntimeError, "ferry's native kernels need an x86-64 CPU with AVX2 and FMA");
         goto done;
     }
     if (get_buffer(x_obj, &b[0], 0, "x") || floats_at_least(&b[0], (Py_ssize_t)a.c * a.h * a.w, "x") ||
-        get_buffer(out_obj, &b[1], 1, "out") ||
-        floats_at_least(&b[1], (Py_ssize_t)a.c * a.kh * a.kw * a.oh * a.ow, "out"))
+        get_buffer(out_obj, &b[1], 1, "out") || floats_at_least(&b[1], out, "out"))
         goto done;
     a.x = b[0].view.buf;
     a.out = b[1].view.buf;
-    Py_BEGIN_ALLOW_THREADS
-    im2col(&a, threads);
-    Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
+    RUN_WITHOUT_GIL(result, kernel(&a, threads));
 done:
     release(b, 2);
     return result;
 }
 
+static PyObject *py_im2col(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return run_window(args, "im2col", im2col, 1);
+}
+
 static PyObject *py_max_pool_2d(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *x_obj, *y_obj;
-    MaxPool2d a;
-    memset(&a, 0, sizeof(a));
-    int threads;
-    if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiOi", &x_obj, &a.planes, &a.h, &a.w, &a.kh, &a.kw,
-                          &a.sh, &a.sw, &a.dh, &a.dw, &a.pt, &a.pl, &a.oh, &a.ow, &y_obj, &threads))
-        return NULL;
-    Buffer b[2];
-    memset(b, 0, sizeof(b));
-    PyObject *result = NULL;
-    if (a.planes < 1 || a.h < 1 || a.w < 1 || a.kh < 1 || a.kw < 1 || a.sh < 1 || a.sw < 1 ||
-        a.dh < 1 || a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1) {
-        PyErr_SetString(PyExc_ValueError, "max_pool_2d: inconsistent sizes");
-        goto done;
-    }
-    if (!cpu_supported()) {
-        PyErr_SetString(PyExc_RuntimeError, "ferry's native kernels need an x86-64 CPU with AVX2 and FMA");
-        goto done;
-    }
-    if (get_buffer(x_obj, &b[0], 0, "x") ||
-        floats_at_least(&b[0], (Py_ssize_t)a.planes * a.h * a.w, "x") ||
-        get_buffer(y_obj, &b[1], 1, "y") ||
-        floats_at_least(&b[1], (Py_ssize_t)a.planes * a.oh * a.ow, "y"))
-        goto done;
-    a.x = b[0].view.buf;
-    a.y = b[1].view.buf;
-    int status;
-    Py_BEGIN_ALLOW_THREADS
-    status = max_pool_2d(&a, threads);
-    Py_END_ALLOW_THREADS
-    if (status != 0)
-        PyErr_NoMemory();
-    else
-        result = Py_NewRef(Py_None);
-done:
-    release(b, 2);
-    return result;
+    return run_window(args, "max_pool_2d", max_pool_2d, 0);
 }
 
 static PyObject *py_cpu_supported(PyObject *self, PyObject *args)
@@ -264,8 +232,8 @@ static PyMethodDef methods[] = {
      "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, threads): the "
      "im2col matrix (C*kh*kw, OH*OW) of one float32 image into out."},
     {"max_pool_2d", py_max_pool_2d, METH_VARARGS,
-     "max_pool_2d(x, planes, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, y, "
-     "threads): 2-D max pooling of float32 planes into y."},
+     "max_pool_2d(x, planes, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, "
+     "threads): 2-D max pooling of float32 planes into out."},
     {"cpu_supported", py_cpu_supported, METH_NOARGS, "True when this CPU runs the kernels (AVX2 + FMA)."},
     {NULL, NULL, 0, NULL},
 };

@@ -67,21 +67,17 @@ typedef struct {
 } PackedGemm;
 int packed_gemm(const PackedGemm *gemm, int threads);
 
-/* out (c * kh * kw, oh * ow) = im2col matrix of x (c, h, w); see im2col.c. */
+/* A 2-D window over c planes of h x w: kernel, strides, dilations, top/left padding and the
+ * output size (ONNX Conv/MaxPool geometry). */
 typedef struct {
-    const float *x;
+    const float *x; /* (c, h, w) */
     int c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
     float *out;
-} Im2col;
-void im2col(const Im2col *im2col, int threads);
-
-/* y (planes, oh, ow) = max over the windows of x (planes, h, w); see pool2d.c. */
-typedef struct {
-    const float *x;
-    int planes, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
-    float *y;
-} MaxPool2d;
-int max_pool_2d(const MaxPool2d *pool, int threads);
+} Window2d;
+/* out (c * kh * kw, oh * ow) = the im2col matrix of x; see im2col.c. */
+int im2col(const Window2d *a, int threads);
+/* out (c, oh, ow) = max over each window of each plane of x; see pool2d.c. */
+int max_pool_2d(const Window2d *a, int threads);
 
 #ifdef FERRY_X86
 /* c (4 x 24 as 4 rows of 3 vectors) += u (k x 4, packed) @ v (k x 24, row stride ldv).

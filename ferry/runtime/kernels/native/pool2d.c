@@ -13,7 +13,7 @@
 #include "native.h"
 
 typedef struct {
-    const MaxPool2d *pool;
+    const Window2d *pool;
     int margin, phase_len; /* -inf columns on each side of a phase; floats per phase */
 } Plan;
 
@@ -22,7 +22,7 @@ static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 
 /* Per thread: the phases of one row, then the horizontal maxima of every row of a plane. */
 static inline size_t scratch_floats(const Plan *plan)
 {
-    const MaxPool2d *p = plan->pool;
+    const Window2d *p = plan->pool;
     return (size_t)p->sw * plan->phase_len + (size_t)p->h * p->ow + 16;
 }
 
@@ -39,7 +39,7 @@ static inline float max_nan1(float a, float b) { return (a != a || a > b) ? a : 
 /* out[x] = max over taps of input row `row` (ow values) via its phases in `phases`. */
 TARGET static void row_max(const Plan *plan, const float *row, float *phases, float *out)
 {
-    const MaxPool2d *p = plan->pool;
+    const Window2d *p = plan->pool;
     const int len = plan->phase_len;
     if (p->sw == 2) { /* deinterleave 16 columns at a time */
         float *even = phases, *odd = phases + len;
@@ -93,13 +93,13 @@ TARGET static void row_max(const Plan *plan, const float *row, float *phases, fl
 TARGET static void pool_plane(void *ctx, int plane, int slot)
 {
     const Plan *plan = ctx;
-    const MaxPool2d *p = plan->pool;
+    const Window2d *p = plan->pool;
     float *phases = pool_scratch(slot, 0, scratch_floats(plan));
     if (!phases)
         abort(); /* sized by max_pool_2d before the parallel part: cannot fail here */
     float *rows = phases + (size_t)p->sw * plan->phase_len; /* h x ow horizontal maxima */
     const float *in = p->x + (size_t)plane * p->h * p->w;
-    float *out = p->y + (size_t)plane * p->oh * p->ow;
+    float *out = p->out + (size_t)plane * p->oh * p->ow;
     for (int iy = 0; iy < p->h; ++iy)
         row_max(plan, in + (size_t)iy * p->w, phases, rows + (size_t)iy * p->ow);
     for (int oy = 0; oy < p->oh; ++oy, out += p->ow) {
@@ -133,7 +133,7 @@ static void pool_plane(void *ctx, int plane, int slot) { (void)ctx, (void)plane,
 
 #endif
 
-int max_pool_2d(const MaxPool2d *pool, int threads)
+int max_pool_2d(const Window2d *pool, int threads)
 {
     /* output column x, tap j reads phase index x + floor((j dw - pl) / sw): margins cover
      * the most negative and the most positive reach */
@@ -144,8 +144,8 @@ int max_pool_2d(const MaxPool2d *pool, int threads)
     const int cols = (pool->w + pool->sw - 1) / pool->sw;
     int needed = pool->ow + (high > 0 ? high : 0) + 1;
     plan.phase_len = plan.margin + (cols > needed ? cols : needed) + 8;
-    if (threads > pool->planes)
-        threads = pool->planes;
+    if (threads > pool->c)
+        threads = pool->c;
     if (threads < 1)
         threads = 1;
     int status = 0;
@@ -154,7 +154,7 @@ int max_pool_2d(const MaxPool2d *pool, int threads)
         if (!pool_scratch(slot, 0, scratch_floats(&plan)))
             status = -1;
     if (!status)
-        pool_run(pool_plane, &plan, pool->planes, threads);
+        pool_run(pool_plane, &plan, pool->c, threads);
     pool_leave();
     return status;
 }
