@@ -161,6 +161,11 @@ def test_im2col_matches_the_strided_window_view(kernel, strides, dilations, pads
     want = np.stack([tap_view(xp, win, tap) for tap in itertools.product(
         range(kernel[0]), range(kernel[1]))], axis=1).reshape(out.shape)
     np.testing.assert_array_equal(out, want)
+    rows, cols = win.out  # a block of output rows [1, rows - 1) alone
+    block = np.empty((out.shape[0], (rows - 2) * cols), np.float32)
+    native_conv.im2col_into(x, win.kernel, win.strides, win.dilations, win.pads_begin,
+                            (rows - 2, cols), block, 1)
+    np.testing.assert_array_equal(block, want[:, cols:(rows - 1) * cols])
 
 
 @needs_native

@@ -18,7 +18,8 @@ Algorithms (ONNX Conv semantics: zero-padded N-d grouped cross-correlation):
                numpy/OpenBLAS stack for the shapes of issue #6, so never chosen by default.
 ``native_winograd``  the same case in float32 with the compiled F(4x4, 3x3) kernel of
                ``native_conv`` (when built and the CPU has AVX2/FMA): chosen by default
-               for outputs at least 9 pixels wide, 1.1-5x faster than im2col.
+               for outputs at least 9 pixels wide (2-5x faster than numpy im2col; about
+               as fast as the compiled im2col + GEMM, and without its 9x-sized matrix).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ ALGORITHMS = ("pointwise", "depthwise", "im2col", "shifted", "winograd2", "winog
               "native_winograd")
 _NATIVE_MIN_WIDTH = 9  # narrower outputs fill under 3 of the native kernel's 8 lanes: im2col
 _CHUNK_BYTES = 1 << 21  # im2col block size: keeps the column buffer cache-resident
+_NATIVE_BLOCK_BYTES = 1 << 24  # compiled im2col: whole images up to 16 MiB of matrix, else row blocks
 _SHIFT_BLOCK_BYTES = 1 << 21  # shifted: bytes of one block's (M, rows * padded width) output
 
 
@@ -304,12 +306,18 @@ def _run_native_gemm(x: np.ndarray, packed: PackedConv, win: Window, algorithm: 
 
 
 def _native_im2col(x: np.ndarray, win: Window):
-    """(image, 0, im2col matrix) per image of the contiguous float32 ``x`` (N, C, H, W); the
-    matrix buffer is reused from image to image."""
-    cols = np.empty((x.shape[1] * int(np.prod(win.kernel)), int(np.prod(win.out))), np.float32)
+    """(image, first output column, im2col block) of the contiguous float32 ``x`` (N, C, H, W)
+    in blocks of output rows of at most ``_NATIVE_BLOCK_BYTES`` (one buffer, reused)."""
+    taps, (rows, cols) = x.shape[1] * int(np.prod(win.kernel)), win.out
+    step = max(1, min(rows, _NATIVE_BLOCK_BYTES // max(1, taps * cols * 4)))
+    buffer = np.empty(taps * step * cols, np.float32)
     for i in range(x.shape[0]):
-        yield i, 0, native_conv.im2col_into(x[i], win.kernel, win.strides, win.dilations,
-                                            win.pads_begin, win.out, cols)
+        for r0 in range(0, rows, step):
+            count = min(step, rows - r0)
+            block = buffer[:taps * count * cols].reshape(taps, count * cols)
+            yield i, r0 * cols, native_conv.im2col_into(
+                x[i], win.kernel, win.strides, win.dilations, win.pads_begin, (count, cols),
+                block, r0)
 
 
 def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,

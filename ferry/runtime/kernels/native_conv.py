@@ -126,11 +126,12 @@ def gemm_into(packed: np.ndarray, m: int, x: np.ndarray, y: np.ndarray, column: 
 
 
 def im2col_into(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw,
-                out: np.ndarray) -> np.ndarray:
-    """The im2col matrix (C*kh*kw, OH*OW) of one contiguous float32 image ``x`` (C, H, W)
-    into ``out`` (zero padding; ONNX Conv's window), returned as ``out``."""
+                out: np.ndarray, row0: int = 0) -> np.ndarray:
+    """The im2col matrix (C*kh*kw, rows*OW) of one contiguous float32 image ``x`` (C, H, W)
+    for output rows ``row0`` .. ``row0 + rows - 1`` (``out_hw`` = (rows, OW)) into ``out``
+    (zero padding; ONNX Conv's window), returned as ``out``."""
     c, h, w = x.shape
-    _native.im2col(x, c, h, w, *kernel, *strides, *dilations, *pads_begin, *out_hw, out,
+    _native.im2col(x, c, h, w, *kernel, *strides, *dilations, *pads_begin, *out_hw, row0, out,
                    _thread_count())
     return out
 
@@ -140,7 +141,7 @@ def max_pool(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw) -> n
     n, c, h, w = x.shape
     y = np.empty((n, c, *out_hw), dtype=np.float32)
     _native.max_pool_2d(np.ascontiguousarray(x), n * c, h, w, *kernel, *strides, *dilations,
-                        *pads_begin, *out_hw, y, _thread_count())
+                        *pads_begin, *out_hw, 0, y, _thread_count())
     return y
 
 

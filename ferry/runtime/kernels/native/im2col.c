@@ -18,7 +18,7 @@ static void fill_row(void *ctx, int row, int slot)
     if (hi > a->ow - 1)
         hi = a->ow - 1;
     for (int y = 0; y < a->oh; ++y, out += a->ow) {
-        const int iy = y * a->sh + i * a->dh - a->pt;
+        const int iy = (a->row0 + y) * a->sh + i * a->dh - a->pt;
         if (iy < 0 || iy >= a->h || lo > hi) {
             memset(out, 0, sizeof(float) * a->ow);
             continue;

@@ -167,8 +167,8 @@ done:
     return result;
 }
 
-/* Parse (x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, threads) and run
- * kernel on it; out holds OH * OW floats per plane of x, times kh * kw with per_tap. */
+/* Parse (x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads)
+ * and run kernel on it; out holds OH * OW floats per plane of x, times kh * kw with per_tap. */
 static PyObject *run_window(PyObject *args, const char *name, int (*kernel)(const Window2d *, int),
                             int per_tap)
 {
@@ -176,14 +176,16 @@ static PyObject *run_window(PyObject *args, const char *name, int (*kernel)(cons
     Window2d a;
     memset(&a, 0, sizeof(a));
     int threads;
-    if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiOi", &x_obj, &a.c, &a.h, &a.w, &a.kh, &a.kw, &a.sh,
-                          &a.sw, &a.dh, &a.dw, &a.pt, &a.pl, &a.oh, &a.ow, &out_obj, &threads))
+    if (!PyArg_ParseTuple(args, "OiiiiiiiiiiiiiiOi", &x_obj, &a.c, &a.h, &a.w, &a.kh, &a.kw, &a.sh,
+                          &a.sw, &a.dh, &a.dw, &a.pt, &a.pl, &a.oh, &a.ow, &a.row0, &out_obj,
+                          &threads))
         return NULL;
     Buffer b[2];
     memset(b, 0, sizeof(b));
     PyObject *result = NULL;
     if (a.c < 1 || a.h < 1 || a.w < 1 || a.kh < 1 || a.kw < 1 || a.sh < 1 || a.sw < 1 || a.dh < 1 ||
-        a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1) {
+        a.dw < 1 || a.pt < 0 || a.pl < 0 || a.oh < 1 || a.ow < 1 || a.row0 < 0 ||
+        (a.row0 && per_tap == 0)) {
         PyErr_Format(PyExc_ValueError, "%s: inconsistent sizes", name);
         goto done;
     }
@@ -229,10 +231,10 @@ static PyMethodDef methods[] = {
      "packed_gemm(w, M, Mp, K, x, N, ldx, y, y_offset, ldy, bias, residual, act, alpha, beta, "
      "threads): y[y_offset:] rows = w (packed) @ x rows + bias, + residual, activation."},
     {"im2col", py_im2col, METH_VARARGS,
-     "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, threads): the "
-     "im2col matrix (C*kh*kw, OH*OW) of one float32 image into out."},
+     "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads): "
+     "the im2col matrix (C*kh*kw, OH*OW) of one float32 image's output rows row0.. into out."},
     {"max_pool_2d", py_max_pool_2d, METH_VARARGS,
-     "max_pool_2d(x, planes, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, out, "
+     "max_pool_2d(x, planes, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, 0, out, "
      "threads): 2-D max pooling of float32 planes into out."},
     {"cpu_supported", py_cpu_supported, METH_NOARGS, "True when this CPU runs the kernels (AVX2 + FMA)."},
     {NULL, NULL, 0, NULL},

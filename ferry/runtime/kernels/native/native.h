@@ -68,13 +68,15 @@ typedef struct {
 int packed_gemm(const PackedGemm *gemm, int threads);
 
 /* A 2-D window over c planes of h x w: kernel, strides, dilations, top/left padding and the
- * output size (ONNX Conv/MaxPool geometry). */
+ * output size (ONNX Conv/MaxPool geometry); output rows start at row0 (im2col builds the
+ * matrix a block of output rows at a time; MaxPool always starts at 0). */
 typedef struct {
     const float *x; /* (c, h, w) */
-    int c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow;
+    int c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, row0;
     float *out;
 } Window2d;
-/* out (c * kh * kw, oh * ow) = the im2col matrix of x; see im2col.c. */
+/* out (c * kh * kw, oh * ow) = the im2col matrix of x for output rows row0 .. row0 + oh - 1;
+ * see im2col.c. */
 int im2col(const Window2d *a, int threads);
 /* out (c, oh, ow) = max over each window of each plane of x; see pool2d.c. */
 int max_pool_2d(const Window2d *a, int threads);
