@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import ferry
 import ferry.runtime
 from ferry.convert import convert_version
 from ferry.ir import Model
+from tests.passes.helpers import make_model as make_onnx_model
+from tests.passes.helpers import to_ferry
 
 FLOAT = TensorProto.FLOAT
 INT64 = TensorProto.INT64
@@ -17,16 +19,8 @@ INT64 = TensorProto.INT64
 
 def make_model(nodes, inputs, outputs, initializers=(), *, opset: int) -> Model:
     """A ferry model; ``inputs``/``outputs`` are (name, elem_type, shape) triples."""
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info(*i) for i in inputs],
-        [helper.make_tensor_value_info(*o) for o in outputs],
-        [onnx.numpy_helper.from_array(np.asarray(a), n) for n, a in initializers],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    proto.ir_version = 7 if opset >= 12 else 4
-    return ferry.model_from_bytes(proto.SerializeToString())
+    return to_ferry(make_onnx_model(nodes, inputs, outputs, initializers, opset=opset,
+                                    ir_version=7 if opset >= 12 else 4))
 
 
 def run(model: Model, feeds: dict) -> list:
