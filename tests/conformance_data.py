@@ -174,3 +174,19 @@ def data_files(data_set: pathlib.Path, kind: str) -> list[pathlib.Path]:
     """``input_K.pb`` or ``output_K.pb`` files of one data set, in K order."""
     files = glob.glob(os.path.join(data_set, f"{kind}_*.pb"))
     return sorted((pathlib.Path(f) for f in files), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+
+
+def save_for_case(model, case: Case, folder: pathlib.Path) -> pathlib.Path:
+    """Save ``model`` (a rewrite of ``case``'s model) into ``folder`` under the case's file
+    name, with what the case's runner reads beside it (light cases: the expected output)."""
+    import shutil
+
+    import ferry
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / case.model_path.name
+    ferry.save(model, path)
+    if case.suite == "light":
+        expected = case.model_path.with_name(case.model_path.stem + "_output_0.pb")
+        shutil.copy(expected, folder / expected.name)
+    return path

@@ -13,7 +13,6 @@ a wrong output, fails. Per-suite figures print at the end.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import onnx
 import pytest
@@ -21,7 +20,7 @@ import pytest
 import ferry
 from ferry.convert import ConversionError, convert_version
 from ferry.opset import latest_opset
-from tests.conformance_data import SUITES, Case, cases
+from tests.conformance_data import SUITES, Case, cases, save_for_case
 from tests.convert.conftest import SWEEP_OUTCOMES
 from tests.runtime.conformance_runner import run_case
 from tests.runtime.test_conformance import SKIPS
@@ -57,12 +56,7 @@ def workdir(tmp_path_factory):
 
 
 def _check_and_run(model, case: Case, folder, *, run: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / case.model_path.name
-    ferry.save(model, path)
-    if case.suite == "light":  # run_case reads the expected output beside the model
-        expected = case.model_path.with_name(case.model_path.stem + "_output_0.pb")
-        shutil.copy(expected, folder / expected.name)
+    path = save_for_case(model, case, folder)
     ferry.check_model(model)
     onnx.checker.check_model(str(path))
     if run:

@@ -11,14 +11,13 @@ printed at the end of the run (see conftest.py).
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import onnx
 import pytest
 
 import ferry
 from ferry.passes import optimize, standard_passes
-from tests.conformance_data import SUITES, Case, cases
+from tests.conformance_data import SUITES, Case, cases, save_for_case
 from tests.passes.conftest import SWEEP_TOTALS
 from tests.runtime.conformance_runner import run_case
 from tests.runtime.test_conformance import SKIPS
@@ -45,17 +44,11 @@ def workdir(tmp_path_factory):
 
 @pytest.mark.parametrize("case", _params())
 def test_optimized_model_passes_its_case(case: Case, workdir):
-    tmp_path = workdir / case.suite
-    tmp_path.mkdir(exist_ok=True)
     model = ferry.load(case.model_path)
     before = _node_count(model)
     stats: dict[str, int] = {}
     optimize(model, stats=stats)
-    path = tmp_path / case.model_path.name
-    ferry.save(model, path)
-    if case.suite == "light":  # run_case reads the expected output beside the model
-        expected = case.model_path.with_name(case.model_path.stem + "_output_0.pb")
-        shutil.copy(expected, tmp_path / expected.name)
+    path = save_for_case(model, case, workdir / case.suite)
     ferry.check_model(path)
     onnx.checker.check_model(str(path))
     run_case(dataclasses.replace(case, model_path=path))
