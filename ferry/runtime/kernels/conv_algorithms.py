@@ -208,6 +208,10 @@ def conv_packed(x: np.ndarray, packed: PackedConv, *, bias: np.ndarray | None = 
         raise ValueError(f"Conv algorithm {algorithm!r} does not apply to X{x.shape} with "
                          f"W{w.shape} and pads {list(win.pads)}")
     epilogue = _Epilogue.make(bias, residual, activation, w.dtype)
+    out_shape = (x.shape[0], w.shape[0], *win.out)
+    if residual is not None and residual.shape != out_shape:
+        raise ValueError(f"Conv residual has shape {residual.shape}, expected the output "
+                         f"shape {out_shape}")
     if 0 in win.out or x.shape[0] == 0:
         y = np.zeros((x.shape[0], w.shape[0], *win.out), dtype=w.dtype)
         return epilogue.finish(y)
@@ -254,9 +258,6 @@ class _Epilogue:
             activate_in_place(y, *self.activation)
 
     def finish(self, y: np.ndarray) -> np.ndarray:
-        if self.residual is not None and self.residual.shape != y.shape:
-            raise ValueError(f"Conv residual has shape {self.residual.shape}, expected the "
-                             f"output shape {y.shape}")
         if self.bias is not None or self.residual is not None or self.activation is not None:
             for i in range(y.shape[0]):
                 self.apply(y[i], i)
@@ -267,12 +268,9 @@ def _run_native(x: np.ndarray, packed: PackedConv, win: Window,
                 epilogue: _Epilogue) -> np.ndarray:
     """The compiled Winograd kernel, epilogue included."""
     m = packed.weights.shape[0]
-    shape = (x.shape[0], m, *win.out)
-    if epilogue.residual is not None and epilogue.residual.shape != shape:
-        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
-                         f"output shape {shape}")
-    return native_conv.conv_f43(x, packed.layout("native_winograd"), m, win.pads_begin, win.out, bias=epilogue.bias,
-                                residual=epilogue.residual, activation=epilogue.activation)
+    return native_conv.conv_f43(x, packed.layout("native_winograd"), m, win.pads_begin, win.out,
+                                bias=epilogue.bias, residual=epilogue.residual,
+                                activation=epilogue.activation)
 
 
 def _run_native_gemm(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
@@ -280,9 +278,6 @@ def _run_native_gemm(x: np.ndarray, packed: PackedConv, win: Window, algorithm: 
     """1x1 or im2col convolution (one group, float32) on the compiled GEMM, epilogue included."""
     n, m = x.shape[0], packed.weights.shape[0]
     y = np.empty((n, m, *win.out), dtype=np.float32)
-    if epilogue.residual is not None and epilogue.residual.shape != y.shape:
-        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
-                         f"output shape {y.shape}")
     flat = y.reshape(n, m, -1)
     residual = epilogue.residual
     if residual is not None:
@@ -325,9 +320,6 @@ def _run_2d(x: np.ndarray, packed: PackedConv, win: Window, algorithm: str,
     """Image-by-image 2-D algorithms that finish output row blocks as they go."""
     n, m = x.shape[0], packed.weights.shape[0]
     y = np.empty((n, m, *win.out), dtype=packed.weights.dtype)
-    if epilogue.residual is not None and epilogue.residual.shape != y.shape:
-        raise ValueError(f"Conv residual has shape {epilogue.residual.shape}, expected the "
-                         f"output shape {y.shape}")
     layout = packed.layout(algorithm)
     if algorithm == "shifted":
         buf = None

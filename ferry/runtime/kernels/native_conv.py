@@ -120,8 +120,6 @@ def gemm_into(packed: np.ndarray, m: int, x: np.ndarray, y: np.ndarray, column: 
     k, n = x.shape
     _native.packed_gemm(packed, m, packed.shape[0] * _ROWS, k, x, n, n, y, column, y.shape[1],
                         bias, residual, code or 0, float(alpha), float(beta), _thread_count())
-    if code is not None:
-        return
     _late_activation(y[:, column:column + n], code, name, alpha, beta)
 
 
