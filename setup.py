@@ -12,8 +12,8 @@ setup(
     ext_modules=[
         Extension(
             "ferry.runtime.kernels._native",
-            sources=[f"{NATIVE}/{name}.c" for name in ("module", "pool", "winograd", "gemm", "im2col", "pool2d")],
-            depends=[f"{NATIVE}/native.h"],
+            sources=[f"{NATIVE}/{name}.c" for name in ("module", "pool", "winograd", "gemm", "im2col", "pool2d", "rows")],
+            depends=[f"{NATIVE}/native.h", f"{NATIVE}/bindings.h"],
             extra_compile_args=["-O3", "-std=c11", "-D_GNU_SOURCE", "-fno-strict-aliasing"],
             extra_link_args=["-pthread"],
             optional=True,

@@ -7,6 +7,7 @@ import numpy as np
 
 from ferry.runtime.kernels import native_conv
 from ferry.runtime.kernels._numeric import narrow, widen
+from ferry.runtime.kernels.fused import INTERNAL_DOMAIN, fused_matmul
 from ferry.runtime.registry import RUN_TIME, kernel, preparer
 
 
@@ -54,38 +55,110 @@ def gemm(a, b, c=None, *, alpha, beta, transA, transB, broadcast=None) -> np.nda
     return narrow(y, dtype)
 
 
-_NATIVE_GEMM_MAX_ROWS = 64
-"""Gemm with at most this many rows of A runs on the compiled GEMM when B is constant:
-small products gain nothing from BLAS's threads, whose spinning after the call slows what
-runs next (onnxruntime-style sessions call such layers back to back)."""
+_NATIVE_MIN_ROWS = 4
+"""Products with fewer rows of A than this keep their other path: the compiled row GEMM
+computes four rows at a time."""
+
+
+class _ConstantWeights:
+    """float32 weights W (K, N) of ``rows @ W`` packed once, on first use, for the compiled
+    GEMM: as panels for many rows, as transposed rows (Y^T = W^T A^T, a matrix-vector loop
+    for one row) for fewer than four."""
+
+    def __init__(self, w: np.ndarray, bias: np.ndarray | None) -> None:
+        self.w, self.bias = w, bias
+        self.k, self.n = w.shape
+        self._panels = self._transposed = None
+
+    def accepts(self, a: np.ndarray) -> bool:
+        return a.dtype == np.float32 and a.ndim >= 1 and a.shape[-1] == self.k
+
+    def product(self, a: np.ndarray, activation=None) -> np.ndarray:
+        """a (..., K) @ W + bias, then ``activation``, as float32 (..., N)."""
+        rows = a.reshape(-1, self.k)
+        if rows.shape[0] >= _NATIVE_MIN_ROWS:
+            if self._panels is None:
+                self._panels = native_conv.pack_panels(self.w)
+            y = native_conv.gemm_rows(rows, self._panels, self.n, bias=self.bias, activation=activation)
+        else:
+            if self._transposed is None:
+                self._transposed = native_conv.pack_gemm(np.ascontiguousarray(self.w.T))
+            y_t = np.empty((self.n, rows.shape[0]), np.float32)
+            native_conv.gemm_into(self._transposed, self.n, np.ascontiguousarray(rows.T), y_t,
+                                  bias=self.bias, activation=activation)
+            y = np.ascontiguousarray(y_t.T)
+        return y.reshape(*a.shape[:-1], self.n)
+
+
+def _constant_weights(b, bias=None) -> _ConstantWeights | None:
+    """The packed form of constant float32 2-D weights and an optional constant bias that
+    broadcasts as one row of N, when the compiled kernels are in use; else None."""
+    if not native_conv.available() or not isinstance(b, np.ndarray):
+        return None
+    if b.dtype != np.float32 or b.ndim != 2 or not b.size:
+        return None
+    if bias is not None:
+        if not isinstance(bias, np.ndarray) or bias.dtype != np.float32 or bias.ndim > 1:
+            return None
+        if bias.size not in (1, b.shape[1]):
+            return None
+        bias = np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (b.shape[1],)))
+    return _ConstantWeights(np.ascontiguousarray(b), bias)
+
+
+@preparer("MatMul", since=(1, 9, 13))
+def prepare_matmul(constants, *, _input_shapes=()):
+    """Constant float32 2-D B: packed once for the compiled GEMM."""
+    a, b = constants
+    weights = _constant_weights(b) if a is RUN_TIME else None
+    if weights is None:
+        return None
+
+    def matmul_prepared(a_, b_):
+        return weights.product(a_) if weights.accepts(a_) else matmul(a_, b_)
+
+    return matmul_prepared
+
+
+@preparer("FusedMatMul", since=1, domain=INTERNAL_DOMAIN)
+def prepare_fused_matmul(constants, *, activation="", alpha=0.0, beta=0.0, _input_shapes=()):
+    """FusedMatMul with constant float32 weights and bias: packed once for the compiled GEMM,
+    which applies the bias and the activation (GELU included) as it stores the result."""
+    a, b, bias = [*constants, None][:3]
+    weights = _constant_weights(b, bias) if a is RUN_TIME and bias is not RUN_TIME else None
+    if weights is None or (bias is not None and weights.bias is None):
+        return None
+    epilogue = (activation, alpha, beta)
+
+    def fused_matmul_prepared(a_, b_, bias_=None, **_):
+        if not weights.accepts(a_):
+            return fused_matmul(a_, b_, bias_, activation=activation, alpha=alpha, beta=beta)
+        return weights.product(a_, epilogue)
+
+    return fused_matmul_prepared
 
 
 @preparer("Gemm", since=(7, 9, 11, 13))
 def prepare_gemm(constants, *, alpha, beta, transA, transB, broadcast=None, _input_shapes=()):
-    """Constant float32 B (and constant bias C of one row, or none): pack op(B) once for the
-    compiled GEMM, used for small A; other calls take the plain kernel."""
+    """Constant float32 B (and constant bias C of one row, or none): op(B) packed once for
+    the compiled GEMM; other calls take the plain kernel."""
     a, b, c = [*constants, None, None, None][:3]
-    if not native_conv.available() or transA or alpha != 1.0 or not isinstance(b, np.ndarray):
+    if transA or alpha != 1.0 or a is not RUN_TIME or c is RUN_TIME or not isinstance(b, np.ndarray):
         return None
-    if b.dtype != np.float32 or b.ndim != 2 or a is not RUN_TIME or c is RUN_TIME:
-        return None
-    weights = b if transB else b.T  # (N, K): one output feature per row
     bias = None
     if c is not None and beta != 0.0:
-        if not isinstance(c, np.ndarray) or c.size != weights.shape[0] or c.shape[-1:] != (c.size,):
+        if not isinstance(c, np.ndarray) or c.shape[-1:] != (c.size,):
             return None
-        bias = np.ascontiguousarray((c * beta).reshape(-1), dtype=np.float32)
-    packed = native_conv.pack_gemm(np.ascontiguousarray(weights))
-    features = weights.shape[0]
+        bias = (c * np.float32(beta)).reshape(-1) if c.dtype == np.float32 else c
+    weights = _constant_weights(b.T if transB else b, bias)
+    if weights is None:
+        return None
 
     def gemm_prepared(a_, b_, c_=None, **_):
-        if (a_.dtype != np.float32 or a_.ndim != 2 or a_.shape[1] != weights.shape[1]
-                or not 0 < a_.shape[0] <= _NATIVE_GEMM_MAX_ROWS):
+        if not weights.accepts(a_) or a_.ndim != 2:
             return gemm(a_, b_, c_, alpha=alpha, beta=beta, transA=transA, transB=transB,
                         broadcast=broadcast)
-        y = np.empty((features, a_.shape[0]), np.float32)  # Y^T = op(B)^T @ A^T
-        native_conv.gemm_into(packed, features, np.ascontiguousarray(a_.T), y, bias=bias)
-        return np.ascontiguousarray(y.T)
+        return weights.product(a_)
 
     return gemm_prepared
 

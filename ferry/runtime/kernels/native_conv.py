@@ -8,6 +8,8 @@ it), on its own thread pool, for float32 and one group:
 - ``conv_f43``: Winograd F(4x4, 3x3) for 2-D 3x3 kernels, stride 1, dilation 1;
 - ``gemm_into``: the GEMM W (M, K) @ X (K, N) of 1x1 and im2col convolutions, with W
   packed once by ``pack_gemm``, and ``im2col_into`` for 2-D windows;
+- ``gemm_rows``: rows (R, K) @ W (K, N) for MatMul and Gemm with constant weights, W packed
+  once by ``pack_panels``, bias per column, GELU among the epilogues;
 - ``max_pool``: 2-D MaxPool (without its Indices output).
 
 Both apply the fused epilogue (bias, residual, Relu/LeakyRelu/Clip) on the output while it
@@ -34,13 +36,14 @@ except ImportError:  # not compiled here: the numpy algorithms run instead
     _native = None
 
 __all__ = ["NATIVE_POINTS", "available", "built", "enabled", "pack_f43", "conv_f43", "pack_gemm", "gemm_into",
-           "im2col_into", "max_pool", "threads", "NATIVE_ACTIVATIONS"]
+           "pack_panels", "gemm_rows", "im2col_into", "max_pool", "threads", "NATIVE_ACTIVATIONS"]
 
 NATIVE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)
 """Interpolation points of the C kernel's hard-coded input and output transforms."""
-NATIVE_ACTIVATIONS = {"": 0, "Relu": 1, "LeakyRelu": 2, "Clip": 3}
+NATIVE_ACTIVATIONS = {"": 0, "Relu": 1, "LeakyRelu": 2, "Clip": 3, "Gelu": 4}
 """Epilogue activations the C kernel applies itself (others run after it, in numpy)."""
 _ROWS = 4  # output channels per register tile of the C kernel's GEMM
+_PANEL = 24  # columns per panel of the C kernel's GEMM
 
 threads: ContextVar[int] = ContextVar("ferry_native_threads", default=0)
 """Threads for native kernels; 0: the CPUs this process may run on. Sessions set it from
@@ -121,6 +124,31 @@ def gemm_into(packed: np.ndarray, m: int, x: np.ndarray, y: np.ndarray, column: 
     _native.packed_gemm(packed, m, packed.shape[0] * _ROWS, k, x, n, n, y, column, y.shape[1],
                         bias, residual, code or 0, float(alpha), float(beta), _thread_count())
     _late_activation(y[:, column:column + n], code, name, alpha, beta)
+
+
+def pack_panels(w: np.ndarray) -> np.ndarray:
+    """float32 weights (K, N) of a product ``rows @ w`` as (ceil(N/24), K, 24): panels of 24
+    columns, zeros past column N."""
+    k, n = w.shape
+    count = -(-n // _PANEL)
+    padded = np.zeros((k, count * _PANEL), dtype=np.float32)
+    padded[:, :n] = w
+    return np.ascontiguousarray(padded.reshape(k, count, _PANEL).transpose(1, 0, 2))
+
+
+def gemm_rows(a: np.ndarray, panels: np.ndarray, n: int, *, bias: np.ndarray | None = None,
+              residual: np.ndarray | None = None, activation=None) -> np.ndarray:
+    """``a`` (R, K) @ W (+ bias[None, :], + residual (R, N), then ``activation``) as a new
+    float32 (R, N) array, W packed by :func:`pack_panels`."""
+    name, alpha, beta = activation or ("", 0.0, 0.0)
+    code = NATIVE_ACTIVATIONS.get(name)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    rows, k = a.shape
+    y = np.empty((rows, n), dtype=np.float32)
+    if rows:
+        _native.gemm_rows(a, rows, k, panels, n, y, bias, residual, code or 0, float(alpha),
+                          float(beta), _thread_count())
+    return _late_activation(y, code, name, alpha, beta)
 
 
 def im2col_into(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw,

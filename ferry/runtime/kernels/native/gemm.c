@@ -1,9 +1,12 @@
-/* Y = W @ X + epilogue for float32, with W packed once: the GEMM of 1x1 and im2col
- * convolutions (ONNX Conv), on ferry's own thread pool.
+/* Y = W @ X + epilogue for float32 on ferry's own thread pool: the GEMM of 1x1 and im2col
+ * convolutions (ONNX Conv; W = packed weights, X = the image), and of MatMul/Gemm with
+ * constant weights (W = the activations' rows, packed per call; X = the weights, packed once
+ * as panels, so rows of Y come out row-major as MatMul's).
  *
  * Work items are (64 output rows) x (96 columns) of Y. An item accumulates into a small
  * buffer C (64 x 96, cache-resident) over chunks of 256 of k: the chunk of X's columns is
- * copied into contiguous panels 24 (or, at the right edge, 8) columns wide, then the
+ * copied into contiguous panels 24 (or, at the right edge, 8) columns wide (unless X came
+ * pre-packed that way), then the
  * register tiles of native.h (4 x 24, 4 x 8) run over them for every group of 4 rows of W.
  * After the last chunk C is stored with + bias, + residual and the activation. A single
  * column (a matrix-vector product) takes its own loop instead: 4 rows at a time over k. */
@@ -12,12 +15,13 @@
 
 #include "native.h"
 
-enum { ROWS_PER_ITEM = 64, COLUMNS_PER_ITEM = 96, K_CHUNK = 256, NARROW = 8 };
+enum { ROWS_PER_ITEM = 64, COLUMNS_PER_ITEM = 96, K_CHUNK = 256, NARROW = 8, FEW = 4 };
 
 typedef struct {
     const PackedGemm *gemm;
     int row_chunks, column_chunks;
-    float *xx; /* n == 1: x[k] repeated 4 times per k */
+    float *xx;     /* n == 1: x[k] repeated 4 times per k */
+    float *packed; /* W packed from the plain rows `a` */
 } Job;
 
 #ifdef FERRY_X86
@@ -46,20 +50,64 @@ TARGET static inline void gemm_4x8(int k, const float *u, const float *v, float 
     _mm256_storeu_ps(out + 3 * ldo, c3);
 }
 
-/* Panels of X[k0:k0 + kc, col0:col0 + count]: 24 columns wide, the last (< 24) 8 wide,
- * zero beyond count; returns the panel widths in `widths` and their number. */
-static int pack_panels(const PackedGemm *g, int k0, int kc, int col0, int count, float *panels,
+/* out[0:4, 0:columns] (row stride ldo) = [out +] u (k x 4, packed) @ the columns of a
+ * "few" panel, in which each column is k x 4 floats (x[k] repeated 4 times): dot products
+ * over pairs of k, for the last 1 to 4 columns of a GEMM, where a 4 x 8 tile would spend
+ * most of its work on zero padding (1 of 49 columns cost 40% of a 7 x 7 convolution). */
+TARGET static void gemm_4xfew(int k, const float *u, const float *v, int columns, float *out,
+                              size_t ldo, int accumulate)
+{
+    for (int j = 0; j < columns; ++j, v += (size_t)k * MR) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 4 <= k; i += 4) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(u + MR * i), _mm256_loadu_ps(v + MR * i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(u + MR * i + 8), _mm256_loadu_ps(v + MR * i + 8), a1);
+        }
+        __m256 sum = _mm256_add_ps(a0, a1);
+        __m128 rows = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+        for (; i < k; ++i)
+            rows = _mm_fmadd_ps(_mm_loadu_ps(u + MR * i), _mm_loadu_ps(v + MR * i), rows);
+        float value[MR];
+        _mm_storeu_ps(value, rows);
+        for (int q = 0; q < MR; ++q)
+            out[q * ldo + j] = accumulate ? out[q * ldo + j] + value[q] : value[q];
+    }
+}
+
+/* Panels of X[k0:k0 + kc, col0:col0 + count]: 24 columns wide, then 8 wide (zero beyond
+ * count) for a rest of 5 or more columns, a "few" panel (see gemm_4xfew) for the last 1 to
+ * 4; returns the panel widths in `widths` and their number. */
+TARGET static int pack_panels(const PackedGemm *g, int k0, int kc, int col0, int count, float *panels,
                        int widths[COLUMNS_PER_ITEM / NARROW])
 {
     int n = 0;
     for (int c = 0; c < count; ++n) {
+        if (count - c <= FEW) {
+            const int columns = count - c;
+            for (int j = 0; j < columns; ++j) {
+                const float *src = g->x + (size_t)k0 * g->ldx + col0 + c + j;
+                for (int i = 0; i < kc; ++i, src += g->ldx, panels += MR)
+                    panels[0] = panels[1] = panels[2] = panels[3] = *src;
+            }
+            widths[n++] = columns;
+            break;
+        }
         int width = count - c >= NR ? NR : NARROW;
         int take = count - c < width ? count - c : width;
         const float *src = g->x + (size_t)k0 * g->ldx + col0 + c;
-        for (int i = 0; i < kc; ++i, src += g->ldx, panels += width) {
-            memcpy(panels, src, sizeof(float) * take);
-            if (take < width)
+        if (take == NR) { /* the common case: copied in registers, not by a call per row */
+            for (int i = 0; i < kc; ++i, src += g->ldx, panels += NR) {
+                __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8), d = _mm256_loadu_ps(src + 16);
+                _mm256_storeu_ps(panels, a);
+                _mm256_storeu_ps(panels + 8, b);
+                _mm256_storeu_ps(panels + 16, d);
+            }
+        } else {
+            for (int i = 0; i < kc; ++i, src += g->ldx, panels += width) {
+                memcpy(panels, src, sizeof(float) * take);
                 memset(panels + take, 0, sizeof(float) * (width - take));
+            }
         }
         widths[n] = width;
         c += width;
@@ -67,21 +115,48 @@ static int pack_panels(const PackedGemm *g, int k0, int kc, int col0, int count,
     return n;
 }
 
+/* Where the panels of an item's k chunk are: `first` is the first panel, `stride` floats
+ * between panels, widths[p] their widths (packed here per chunk, or pre-packed as xp). */
+typedef struct {
+    const float *first;
+    size_t stride;
+    int count;
+    int widths[COLUMNS_PER_ITEM / NARROW];
+} Panels;
+
+static void chunk_panels(const PackedGemm *g, int k0, int kc, int col0, int count, float *buffer,
+                         Panels *p)
+{
+    if (g->xp) { /* pre-packed: panels of NR columns, k rows each */
+        p->first = g->xp + (size_t)(col0 / NR) * g->k * NR + (size_t)k0 * NR;
+        p->stride = (size_t)g->k * NR;
+        p->count = (count + NR - 1) / NR;
+        for (int i = 0; i < p->count; ++i)
+            p->widths[i] = NR;
+    } else {
+        p->first = buffer;
+        p->stride = 0; /* packed back to back: each panel kc x its width */
+        p->count = pack_panels(g, k0, kc, col0, count, buffer, p->widths);
+    }
+}
+
 /* The last k chunk of a whole item: 4 panels of 24, every tile finished from the registers
  * (its earlier chunks, if any, accumulated in c). */
 TARGET static void finish_whole_item(const PackedGemm *g, const Epilogue *e, int row0, int col0,
-                                     int kc, int k0, const float *panels, const float *c,
+                                     int kc, int k0, const Panels *panels, const float *c,
                                      size_t ldc)
 {
+    const size_t stride = panels->stride ? panels->stride : (size_t)kc * NR;
     for (int r = 0; r < ROWS_PER_ITEM; r += MR) {
         const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
         const float *bias = e->bias ? e->bias + row0 + r : NULL;
         for (int p = 0; p < COLUMNS_PER_ITEM / NR; ++p) {
             __m256 acc[12];
             load_4x24(c + (size_t)r * ldc + p * NR, ldc, k0 > 0, acc);
-            tile_4x24(kc, u, panels + (size_t)p * kc * NR, NR, acc);
+            tile_4x24(kc, u, panels->first + p * stride, NR, acc);
             size_t at = (size_t)(row0 + r) * g->ldy + col0 + p * NR;
-            finish_4x24(e, bias, e->residual ? e->residual + at : NULL, g->y + at, g->ldy, acc);
+            finish_4x24(e, bias, e->column_bias ? e->column_bias + col0 + p * NR : NULL,
+                        e->residual ? e->residual + at : NULL, g->y + at, g->ldy, acc);
         }
     }
 }
@@ -90,44 +165,87 @@ TARGET static void run_item(void *ctx, int item, int slot)
 {
     const Job *job = ctx;
     const PackedGemm *g = job->gemm;
+    /* consecutive items share their rows of W (two threads on one column chunk were 40%
+     * slower than on neighbouring ones) */
     const int row0 = (item / job->column_chunks) * ROWS_PER_ITEM;
     const int col0 = (item % job->column_chunks) * COLUMNS_PER_ITEM;
     const int rows = g->mp - row0 < ROWS_PER_ITEM ? g->mp - row0 : ROWS_PER_ITEM;
     const int count = g->n - col0 < COLUMNS_PER_ITEM ? g->n - col0 : COLUMNS_PER_ITEM;
-    float *panels = pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR));
+    float *buffer = pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR));
     float *c = pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR));
-    if (!panels || !c)
+    if (!buffer || !c)
         abort(); /* sized by packed_gemm before the parallel part: cannot fail here */
     const size_t ldc = COLUMNS_PER_ITEM + NR;
-    int widths[COLUMNS_PER_ITEM / NARROW];
     const Epilogue *e = &g->epilogue;
     /* a whole item (every row real, every column inside Y) is finished from the registers */
     const int whole = count == COLUMNS_PER_ITEM && row0 + ROWS_PER_ITEM <= g->m;
+    Panels panels;
     for (int k0 = 0; k0 < g->k; k0 += K_CHUNK) {
         const int kc = g->k - k0 < K_CHUNK ? g->k - k0 : K_CHUNK;
-        const int npanels = pack_panels(g, k0, kc, col0, count, panels, widths);
+        chunk_panels(g, k0, kc, col0, count, buffer, &panels);
         if (whole && k0 + kc == g->k) {
-            finish_whole_item(g, e, row0, col0, kc, k0, panels, c, ldc);
+            finish_whole_item(g, e, row0, col0, kc, k0, &panels, c, ldc);
             return;
         }
         for (int r = 0; r < rows; r += MR) {
             const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
-            const float *v = panels;
+            const float *v = panels.first;
             float *out = c + (size_t)r * ldc;
-            for (int p = 0; p < npanels; v += (size_t)kc * widths[p], out += widths[p], ++p) {
-                if (widths[p] == NR)
+            for (int p = 0; p < panels.count; ++p) {
+                const int width = panels.widths[p];
+                if (width == NR)
                     gemm_4x24(kc, u, v, NR, out, ldc, k0 > 0);
-                else
+                else if (width == NARROW)
                     gemm_4x8(kc, u, v, out, ldc, k0 > 0);
+                else
+                    gemm_4xfew(kc, u, v, width, out, ldc, k0 > 0);
+                v += panels.stride ? panels.stride : (size_t)kc * (width <= FEW ? width * MR : width);
+                out += width;
             }
         }
     }
     const int last = g->m - row0 < rows ? g->m - row0 : rows;
     for (int r = 0; r < last; ++r) {
         size_t at = (size_t)(row0 + r) * g->ldy + col0;
-        store_row_finished(e, e->bias ? e->bias[row0 + r] : 0.0f, c + (size_t)r * ldc,
+        store_row_finished(e, e->bias ? e->bias[row0 + r] : 0.0f,
+                           e->column_bias ? e->column_bias + col0 : NULL, c + (size_t)r * ldc,
                            e->residual ? e->residual + at : NULL, g->y + at, count);
     }
+}
+
+/* Packs rows 4 * group .. 4 * group + 3 of `a` (m x k, lda apart) as (k, 4) into w; rows
+ * past m are zeros. 8 k at a time: four rows of 8 transposed in registers. */
+TARGET static void pack_rows_item(void *ctx, int group, int slot)
+{
+    (void)slot;
+    const Job *job = ctx;
+    const PackedGemm *g = job->gemm;
+    float *w = job->packed + (size_t)group * g->k * MR;
+    const float *row[MR];
+    int real = 0;
+    for (int q = 0; q < MR; ++q) {
+        const int index = group * MR + q;
+        row[q] = index < g->m ? g->a + (size_t)index * g->lda : NULL;
+        real += row[q] != NULL;
+    }
+    int k = 0;
+    if (real == MR) {
+        for (; k + 8 <= g->k; k += 8, w += 8 * MR) {
+            __m256 r0 = _mm256_loadu_ps(row[0] + k), r1 = _mm256_loadu_ps(row[1] + k);
+            __m256 r2 = _mm256_loadu_ps(row[2] + k), r3 = _mm256_loadu_ps(row[3] + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 k04 = _mm256_shuffle_ps(t0, t2, 0x44), k15 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 k26 = _mm256_shuffle_ps(t1, t3, 0x44), k37 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            _mm256_storeu_ps(w, _mm256_permute2f128_ps(k04, k15, 0x20));
+            _mm256_storeu_ps(w + 8, _mm256_permute2f128_ps(k26, k37, 0x20));
+            _mm256_storeu_ps(w + 16, _mm256_permute2f128_ps(k04, k15, 0x31));
+            _mm256_storeu_ps(w + 24, _mm256_permute2f128_ps(k26, k37, 0x31));
+        }
+    }
+    for (; k < g->k; ++k, w += MR)
+        for (int q = 0; q < MR; ++q)
+            w[q] = row[q] ? row[q][k] : 0.0f;
 }
 
 /* One column (n == 1): y = W x, 4 rows at a time, vectorized over k through `xx`, which
@@ -163,7 +281,7 @@ TARGET static void run_gemv_item(void *ctx, int item, int slot)
             float v = out[q];
             if (g->k % 2)
                 v += w[(size_t)(g->k - 1) * MR + q] * job->xx[(size_t)(g->k - 1) * MR];
-            store_row_finished(e, e->bias ? e->bias[row] : 0.0f, &v,
+            store_row_finished(e, e->bias ? e->bias[row] : 0.0f, e->column_bias, &v,
                                e->residual ? e->residual + (size_t)row * g->ldy : NULL,
                                g->y + (size_t)row * g->ldy, 1);
         }
@@ -174,6 +292,7 @@ TARGET static void run_gemv_item(void *ctx, int item, int slot)
 
 static void run_item(void *ctx, int item, int slot) { (void)ctx, (void)item, (void)slot; }
 static void run_gemv_item(void *ctx, int item, int slot) { (void)ctx, (void)item, (void)slot; }
+static void pack_rows_item(void *ctx, int item, int slot) { (void)ctx, (void)item, (void)slot; }
 
 #endif
 
@@ -183,10 +302,11 @@ static const double SMALL_WORK = 1 << 21;
 
 int packed_gemm(const PackedGemm *gemm, int threads)
 {
-    Job job = {gemm, (gemm->mp + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM,
-               (gemm->n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM, NULL};
+    PackedGemm g = *gemm;
+    Job job = {&g, (g.mp + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM,
+               (g.n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM, NULL, NULL};
     int items = job.row_chunks * job.column_chunks;
-    if ((double)gemm->m * gemm->k * gemm->n < SMALL_WORK)
+    if ((double)g.m * g.k * g.n < SMALL_WORK)
         threads = 1;
     if (threads > items)
         threads = items;
@@ -200,14 +320,22 @@ int packed_gemm(const PackedGemm *gemm, int threads)
         if (!pool_scratch(slot, 0, (size_t)K_CHUNK * (COLUMNS_PER_ITEM + NR)) ||
             !pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR)))
             status = -1;
-    if (!status && gemm->n == 1) {
-        job.xx = pool_scratch(0, 2, (size_t)gemm->k * MR + 8);
+    if (!status && !g.w) { /* plain rows: pack them first, 4 rows per item */
+        job.packed = pool_scratch(0, 3, (size_t)g.mp * g.k);
+        if (!job.packed)
+            status = -1;
+        else
+            pool_run(pack_rows_item, &job, g.mp / MR, threads);
+        g.w = job.packed;
+    }
+    if (!status && g.n == 1 && !g.xp) {
+        job.xx = pool_scratch(0, 2, (size_t)g.k * MR + 8);
         if (!job.xx) {
             status = -1;
         } else {
-            for (int k = 0; k < gemm->k; ++k)
+            for (int k = 0; k < g.k; ++k)
                 for (int q = 0; q < MR; ++q)
-                    job.xx[(size_t)k * MR + q] = gemm->x[(size_t)k * gemm->ldx];
+                    job.xx[(size_t)k * MR + q] = g.x[(size_t)k * g.ldx];
             pool_run(run_gemv_item, &job, job.row_chunks, threads);
         }
     } else if (!status) {

@@ -5,6 +5,28 @@
 
 #include "native.h"
 
+/* out[x] = src[2 * x] for x in [lo, hi]; src[2 * x + 1] must be readable up to `end`. */
+#ifdef FERRY_X86
+TARGET static void take_even(float *out, const float *src, int lo, int hi, int end)
+{
+    int x = lo;
+    for (; x + 8 <= hi + 1 && 2 * (x + 8) <= end; x += 8) {
+        __m256 a = _mm256_loadu_ps(src + 2 * x), b = _mm256_loadu_ps(src + 2 * x + 8);
+        __m256 even = _mm256_shuffle_ps(a, b, 0x88); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+        _mm256_storeu_ps(out + x, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+    }
+    for (; x <= hi; ++x)
+        out[x] = src[2 * x];
+}
+#else
+static void take_even(float *out, const float *src, int lo, int hi, int end)
+{
+    (void)end;
+    for (int x = lo; x <= hi; ++x)
+        out[x] = src[2 * x];
+}
+#endif
+
 static void fill_row(void *ctx, int row, int slot)
 {
     (void)slot;
@@ -27,6 +49,8 @@ static void fill_row(void *ctx, int row, int slot)
         memset(out, 0, sizeof(float) * lo);
         if (a->sw == 1)
             memcpy(out + lo, src + lo, sizeof(float) * (hi - lo + 1));
+        else if (a->sw == 2) /* ResNet's stems and downsampling; `end`: the row's end */
+            take_even(out, src, lo, hi, a->w - shift);
         else
             for (int x = lo; x <= hi; ++x)
                 out[x] = src[(size_t)x * a->sw];

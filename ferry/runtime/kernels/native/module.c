@@ -3,92 +3,7 @@
  * Arrays arrive through the buffer protocol (C-contiguous float32, checked here by size);
  * shapes are passed as integers by native_conv.py, which owns the ONNX-level checks. The
  * GIL is released while a kernel runs. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
-#include <string.h>
-
-#include "native.h"
-
-typedef struct {
-    Py_buffer view;
-    int held;
-} Buffer;
-
-static int get_buffer(PyObject *obj, Buffer *b, int writable, const char *what)
-{
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s float32 buffer", what,
-                     writable ? " writable" : "");
-        return -1;
-    }
-    b->held = 1;
-    const char *f = b->view.format;
-    if (!f || b->view.itemsize != 4 || !(strcmp(f, "f") == 0 || strcmp(f, "<f") == 0 || strcmp(f, "=f") == 0)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected float32 items, got format %s", what, f ? f : "(bytes)");
-        return -1;
-    }
-    return 0;
-}
-
-/* The optional buffer obj (None: NULL) of at least `floats` floats. */
-static int optional_floats(PyObject *obj, Buffer *b, Py_ssize_t floats, const char *what,
-                           const float **out)
-{
-    *out = NULL;
-    if (obj == Py_None)
-        return 0;
-    if (get_buffer(obj, b, 0, what) < 0)
-        return -1;
-    if (b->view.len < floats * (Py_ssize_t)sizeof(float)) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected at least %zd (float32)", what,
-                     b->view.len, floats * (Py_ssize_t)sizeof(float));
-        return -1;
-    }
-    *out = b->view.buf;
-    return 0;
-}
-
-static int floats_at_least(Buffer *b, Py_ssize_t floats, const char *what)
-{
-    if (b->view.len < floats * (Py_ssize_t)sizeof(float)) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected at least %zd (float32)", what,
-                     b->view.len, floats * (Py_ssize_t)sizeof(float));
-        return -1;
-    }
-    return 0;
-}
-
-static void release(Buffer *buffers, int count)
-{
-    for (int i = 0; i < count; ++i)
-        if (buffers[i].held)
-            PyBuffer_Release(&buffers[i].view);
-}
-
-/* result = None after `call` (a kernel returning 0, or -1 when out of memory) ran with the
- * GIL released; MemoryError's NULL when it failed. */
-#define RUN_WITHOUT_GIL(result, call)                                                              \
-    do {                                                                                           \
-        int status_;                                                                               \
-        Py_BEGIN_ALLOW_THREADS status_ = (call);                                                   \
-        Py_END_ALLOW_THREADS(result) = status_ ? PyErr_NoMemory() : Py_NewRef(Py_None);            \
-    } while (0)
-
-static int check_epilogue(const Epilogue *e)
-{
-    if (e->act < ACT_NONE || e->act > ACT_CLIP) {
-        PyErr_Format(PyExc_ValueError, "unknown activation code %d", e->act);
-        return -1;
-    }
-    if (!cpu_supported()) {
-        PyErr_SetString(PyExc_RuntimeError, "ferry's native kernels need an x86-64 CPU with AVX2 and FMA");
-        return -1;
-    }
-    return 0;
-}
+#include "bindings.h"
 
 static PyObject *py_winograd_f43(PyObject *self, PyObject *args)
 {
@@ -167,6 +82,43 @@ done:
     return result;
 }
 
+static PyObject *py_gemm_rows(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *a_obj, *panels_obj, *y_obj, *bias_obj, *residual_obj;
+    PackedGemm g = {0};
+    int threads;
+    if (!PyArg_ParseTuple(args, "OiiOiOOOiffi", &a_obj, &g.m, &g.k, &panels_obj, &g.n, &y_obj,
+                          &bias_obj, &residual_obj, &g.epilogue.act, &g.epilogue.alpha,
+                          &g.epilogue.beta, &threads))
+        return NULL;
+    Buffer b[5];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    if (g.m < 1 || g.k < 1 || g.n < 1) {
+        PyErr_SetString(PyExc_ValueError, "gemm_rows: inconsistent sizes");
+        goto done;
+    }
+    g.mp = (g.m + MR - 1) / MR * MR;
+    g.lda = (size_t)g.k;
+    g.ldx = g.ldy = (size_t)g.n;
+    const Py_ssize_t out = (Py_ssize_t)g.m * g.n, panels = (Py_ssize_t)(g.n + NR - 1) / NR * g.k * NR;
+    if (get_buffer(a_obj, &b[0], 0, "a") || floats_at_least(&b[0], (Py_ssize_t)g.m * g.k, "a") ||
+        get_buffer(panels_obj, &b[1], 0, "panels") || floats_at_least(&b[1], panels, "panels") ||
+        get_buffer(y_obj, &b[2], 1, "y") || floats_at_least(&b[2], out, "y") ||
+        optional_floats(bias_obj, &b[3], g.n, "bias", &g.epilogue.column_bias) ||
+        optional_floats(residual_obj, &b[4], out, "residual", &g.epilogue.residual) ||
+        check_epilogue(&g.epilogue))
+        goto done;
+    g.a = b[0].view.buf;
+    g.xp = b[1].view.buf;
+    g.y = b[2].view.buf;
+    RUN_WITHOUT_GIL(result, packed_gemm(&g, threads));
+done:
+    release(b, 5);
+    return result;
+}
+
 /* Parse (x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads)
  * and run kernel on it; out holds OH * OW floats per plane of x, times kh * kw with per_tap. */
 static PyObject *run_window(PyObject *args, const char *name, int (*kernel)(const Window2d *, int),
@@ -230,6 +182,9 @@ static PyMethodDef methods[] = {
     {"packed_gemm", py_packed_gemm, METH_VARARGS,
      "packed_gemm(w, M, Mp, K, x, N, ldx, y, y_offset, ldy, bias, residual, act, alpha, beta, "
      "threads): y[y_offset:] rows = w (packed) @ x rows + bias, + residual, activation."},
+    {"gemm_rows", py_gemm_rows, METH_VARARGS,
+     "gemm_rows(a, R, K, panels, N, y, bias, residual, act, alpha, beta, threads): y (R, N) = "
+     "a (R, K) @ W + bias[column], + residual, activation; W packed as panels (ceil(N/24), K, 24)."},
     {"im2col", py_im2col, METH_VARARGS,
      "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads): "
      "the im2col matrix (C*kh*kw, OH*OW) of one float32 image's output rows row0.. into out."},
@@ -243,4 +198,10 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", "ferry's compiled kernels.", -1,
                                     methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddFunctions(m, ferry_row_methods) < 0)
+        Py_CLEAR(m);
+    return m;
+}

@@ -13,13 +13,15 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #endif
 
-enum { ACT_NONE = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_CLIP = 3 };
+enum { ACT_NONE = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_CLIP = 3, ACT_GELU = 4 };
 enum { MR = 4, NR = 24 }; /* GEMM register tile: 4 rows (output channels) x 24 columns */
 
-/* The epilogue of a convolution: + bias[row], + residual, activation. */
+/* The epilogue of a convolution or matrix product: + bias[row], + column_bias[column],
+ * + residual, activation. */
 typedef struct {
-    const float *bias;     /* per output row, or NULL */
-    const float *residual; /* shaped like the output, or NULL */
+    const float *bias;        /* per output row, or NULL */
+    const float *column_bias; /* per output column (GEMM only), or NULL */
+    const float *residual;    /* shaped like the output, or NULL */
     int act;
     float alpha, beta;
 } Epilogue;
@@ -37,7 +39,7 @@ void pool_enter(void);
 void pool_leave(void);
 void pool_run(pool_task task, void *ctx, int items, int threads);
 /* Scratch memory of `slot`, at least `floats` floats, 64-byte aligned, kept between calls;
- * which = 0, 1 or 2 names one of three buffers per slot. NULL when out of memory. Only
+ * which = 0 to 3 names one of four buffers per slot. NULL when out of memory. Only
  * between pool_enter() and pool_leave(), and only for slots < the threads of pool_run. */
 float *pool_scratch(int slot, int which, size_t floats);
 enum { POOL_MAX_THREADS = 64 };
@@ -54,12 +56,17 @@ typedef struct {
 } WinogradConv;
 int winograd_f43(const WinogradConv *conv, int threads);
 
-/* Y (m, n) = W (m, k) @ X (k, n) + epilogue; W packed (mp / 4, k, 4); rows of X, Y (and
- * the residual, shaped like Y) are ldx and ldy floats apart; see gemm.c. */
+/* Y (m, n) = W (m, k) @ X (k, n) + epilogue; rows of Y (and of the residual, shaped like
+ * Y) are ldy floats apart; see gemm.c. W comes packed (mp / 4, k, 4), or as plain rows `a`
+ * (m, k; lda floats apart) that the call packs itself. X comes as rows ldx floats apart, or
+ * packed once as `xp`: panels of 24 columns (ceil(n / 24), k, 24), zeros past column n. */
 typedef struct {
     const float *w;
+    const float *a;
+    size_t lda;
     int m, mp, k;
     const float *x;
+    const float *xp;
     int n;
     size_t ldx, ldy;
     float *y;
@@ -134,6 +141,30 @@ TARGET static inline void gemm_4x24(int k, const float *u, const float *v, size_
             _mm256_storeu_ps(out + r * ldo + 8 * j, c[3 * r + j]);
 }
 
+/* erf(u) ~= u P(u^2) / Q(u^2) for |u| <= 3.92, +-1 beyond: the fit of
+ * tools/gen_erf_rational.py, also used by the numpy GELU (ferry/runtime/kernels/_activation.py). */
+static const float ERF_P[6] = {1.128379150092745f, 0.1899124464377192f, 0.052666260748970656f,
+                               0.0037413491968694102f, 0.00028374295877328995f, 2.044658584998693e-06f};
+static const float ERF_Q[6] = {1.0f, 0.5016383584639699f, 0.11388971346793163f, 0.014919053533191416f,
+                               0.0011556850159590362f, 3.7979556925513136e-05f};
+
+/* x (1 + erf(x / sqrt 2)) / 2 on 8 values (NaN stays NaN). */
+TARGET static inline __m256 gelu8(__m256 x)
+{
+    /* max/min return their second operand when one is NaN: NaN goes through the clip */
+    __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+    u = _mm256_min_ps(_mm256_set1_ps(3.92f), _mm256_max_ps(_mm256_set1_ps(-3.92f), u));
+    const __m256 s = _mm256_mul_ps(u, u);
+    __m256 p = _mm256_set1_ps(ERF_P[5]), q = _mm256_set1_ps(ERF_Q[5]);
+    for (int i = 4; i >= 0; --i) {
+        p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(ERF_P[i]));
+        q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(ERF_Q[i]));
+    }
+    const __m256 erf = _mm256_div_ps(_mm256_mul_ps(u, p), q);
+    const __m256 half = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
+    return _mm256_fmadd_ps(half, erf, half);
+}
+
 /* The activation of an epilogue on 8 values (NaN stays NaN, as in numpy). */
 TARGET static inline __m256 activate8(const Epilogue *e, __m256 v)
 {
@@ -146,6 +177,8 @@ TARGET static inline __m256 activate8(const Epilogue *e, __m256 v)
     }
     case ACT_CLIP:
         return _mm256_min_ps(_mm256_set1_ps(e->beta), _mm256_max_ps(_mm256_set1_ps(e->alpha), v));
+    case ACT_GELU:
+        return gelu8(v);
     default:
         return v;
     }
@@ -157,17 +190,21 @@ TARGET static inline __m256i lane_mask(int count)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* The 4 x 24 tile c, finished (+ bias[r], + res, activation), into out (row stride ldo;
- * res, when not NULL, has the same stride). */
+/* The 4 x 24 tile c, finished (+ bias[r], + column_bias[j], + res, activation), into out
+ * (row stride ldo; res, when not NULL, has the same stride). */
 TARGET static inline __attribute__((always_inline)) void finish_4x24(const Epilogue *e,
                                                                     const float *bias,
+                                                                    const float *column_bias,
                                                                     const float *res, float *out,
                                                                     size_t ldo, __m256 c[12])
 {
+    __m256 cb[3];
+    for (int j = 0; j < 3; ++j)
+        cb[j] = column_bias ? _mm256_loadu_ps(column_bias + 8 * j) : _mm256_setzero_ps();
     for (int r = 0; r < MR; ++r) {
         const __m256 b = _mm256_set1_ps(bias ? bias[r] : 0.0f);
         for (int j = 0; j < 3; ++j) {
-            __m256 v = _mm256_add_ps(c[3 * r + j], b);
+            __m256 v = _mm256_add_ps(_mm256_add_ps(c[3 * r + j], b), cb[j]);
             if (res)
                 v = _mm256_add_ps(v, _mm256_loadu_ps(res + r * ldo + 8 * j));
             _mm256_storeu_ps(out + r * ldo + 8 * j, activate8(e, v));
@@ -175,21 +212,27 @@ TARGET static inline __attribute__((always_inline)) void finish_4x24(const Epilo
     }
 }
 
-/* out[0:count] = activation(row + bias + res[0:count]) (res may be NULL). */
-TARGET static inline void store_row_finished(const Epilogue *e, float bias, const float *row,
-                                             const float *res, float *out, int count)
+/* out[0:count] = activation(row + bias + column_bias[0:count] + res[0:count]) (column_bias
+ * and res may be NULL). */
+TARGET static inline void store_row_finished(const Epilogue *e, float bias, const float *column_bias,
+                                             const float *row, const float *res, float *out,
+                                             int count)
 {
     const __m256 b = _mm256_set1_ps(bias);
     int i = 0;
     for (; i + 8 <= count; i += 8) {
         __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + i), b);
+        if (column_bias)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(column_bias + i));
         if (res)
             v = _mm256_add_ps(v, _mm256_loadu_ps(res + i));
         _mm256_storeu_ps(out + i, activate8(e, v));
     }
     if (i < count) {
         __m256i mask = lane_mask(count - i);
-        __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + i), b);
+        __m256 v = _mm256_add_ps(_mm256_maskload_ps(row + i, mask), b);
+        if (column_bias)
+            v = _mm256_add_ps(v, _mm256_maskload_ps(column_bias + i, mask));
         if (res)
             v = _mm256_add_ps(v, _mm256_maskload_ps(res + i, mask));
         _mm256_maskstore_ps(out + i, mask, activate8(e, v));

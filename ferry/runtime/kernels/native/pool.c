@@ -15,8 +15,8 @@
 #include "native.h"
 
 typedef struct {
-    float *buffer[3];
-    size_t floats[3];
+    float *buffer[4];
+    size_t floats[4];
 } Scratch;
 
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one parallel call at a time */
