@@ -128,6 +128,21 @@ def test_matmul_bias_gelu_becomes_one_step():
     _assert_same_outputs(model, {"a": RNG.standard_normal((2, 5, 16)).astype(np.float32)}, atol=1e-5)
 
 
+@pytest.mark.parametrize("residual_shape", [(2, 5, 32), (5, 32), (3, 2, 5, 32)])
+def test_matmul_bias_residual_relu_becomes_one_step(residual_shape):
+    """A transformer's output projection: x @ W + b + residual; the residual may broadcast
+    either way (a larger one makes the result larger, as the Add does)."""
+    w = RNG.standard_normal((16, 32)).astype(np.float32)
+    bias = RNG.standard_normal(32).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["mm"]), helper.make_node("Add", ["mm", "bias"], ["x"]),
+             helper.make_node("Add", ["r", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    model = _model(nodes, [("a", [2, 5, 16]), ("r", list(residual_shape))], ["y"], [("w", w), ("bias", bias)])
+    assert _fused_ops(model) == Counter({("FusedMatMul", "Relu"): 1})
+    feeds = {"a": RNG.standard_normal((2, 5, 16)).astype(np.float32),
+             "r": RNG.standard_normal(residual_shape).astype(np.float32)}
+    _assert_same_outputs(model, feeds, atol=1e-5)
+
+
 def test_matmul_with_fed_weights_is_not_fused():
     nodes = [helper.make_node("MatMul", ["a", "w"], ["mm"]), helper.make_node("Relu", ["mm"], ["y"])]
     model = _model(nodes, [("a", [2, 16]), ("w", [16, 8])], ["y"])

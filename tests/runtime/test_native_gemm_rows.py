@@ -148,6 +148,22 @@ def test_fused_matmul_bias_and_erf_gelu_run_as_one_compiled_call(monkeypatch):
 
 
 @needs_native
+def test_fused_matmul_residual_is_added_by_the_compiled_gemm(monkeypatch):
+    from onnx import helper
+
+    w = RNG.standard_normal((24, 40)).astype(np.float32)
+    b = RNG.standard_normal(40).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["x"]),
+             helper.make_node("Add", ["x", "r"], ["y"])]
+    model = _model(nodes, [("a", [2, 7, 24]), ("r", [2, 7, 40])], "y", 3, {"w": w, "b": b})
+    a = RNG.standard_normal((2, 7, 24)).astype(np.float32)
+    r = RNG.standard_normal((2, 7, 40)).astype(np.float32)
+    outputs, calls = _run_counting(model, {"a": a, "r": r}, monkeypatch)
+    assert calls == ["gemm_rows"]
+    np.testing.assert_allclose(outputs[True], a.astype(np.float64) @ w + b + r, rtol=1e-5, atol=1e-5)
+
+
+@needs_native
 @pytest.mark.parametrize("trans_b, bias_shape", [(1, (5,)), (0, (1, 5)), (1, None), (0, (1,))])
 @pytest.mark.parametrize("rows, entry", [(1, "gemm_into"), (3, "gemm_into"), (4, "gemm_rows"),
                                          (65, "gemm_rows")])

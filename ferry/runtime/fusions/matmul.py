@@ -1,4 +1,5 @@
-"""MatMul with constant weights, then a bias Add, then an activation: one ``FusedMatMul``."""
+"""MatMul with constant weights, then a bias Add, a residual Add and an activation: one
+``FusedMatMul``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ __all__ = ["FuseMatMulEpilogue"]
 
 
 class FuseMatMulEpilogue(NodeRewritePass):
-    """Rewrite ``act(Add(MatMul(a, W), bias))`` (W a constant matrix, bias a constant; the
-    Add and the activation each optional but not both absent; act: Relu, LeakyRelu, Clip,
-    or a fused Gelu) as ``FusedMatMul(a, W, bias)``."""
+    """Rewrite ``act(Add(Add(MatMul(a, W), bias), r))`` (W a constant matrix, bias a
+    constant, r a computed tensor such as a transformer's residual; each Add and the
+    activation optional, not all absent; act: Relu, LeakyRelu, Clip, or a fused Gelu) as
+    ``FusedMatMul(a, W, bias, r)``."""
 
     name = "fuse-matmul-epilogue"
     op_types = frozenset({"MatMul"})
@@ -35,6 +37,14 @@ class FuseMatMulEpilogue(NodeRewritePass):
                 bias = other
                 chain.append(add)
                 value = add.outputs[0]
+        residual = None
+        add = sole_standard_reader(context, value, {"Add"})
+        if add is not None and len(add.inputs) == 2 and add.inputs[0] is not add.inputs[1]:
+            other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
+            if context.constant(other) is None:
+                residual = other
+                chain.append(add)
+                value = add.outputs[0]
         activation = ("", 0.0, 0.0)
         reader = context.sole_reader(value)
         if reader is not None and reader.graph is matmul.graph:
@@ -48,6 +58,6 @@ class FuseMatMulEpilogue(NodeRewritePass):
                     chain.append(reader)
         if len(chain) == 1:
             return 0
-        _replace_chain(context, chain, [matmul.inputs[0], matmul.inputs[1], bias], "FusedMatMul", {},
-                       activation)
+        _replace_chain(context, chain, [matmul.inputs[0], matmul.inputs[1], bias, residual],
+                       "FusedMatMul", {}, activation)
         return 1

@@ -33,14 +33,16 @@ def fused_conv(x, w, b=None, residual=None, *, auto_pad="NOTSET", dilations=None
 
 
 @kernel("FusedMatMul", since=1, domain=INTERNAL_DOMAIN)
-def fused_matmul(a, b, bias=None, *, activation="", alpha=0.0, beta=0.0):
-    """MatMul(a, b) + bias (broadcast over the last axis), then ``activation``."""
+def fused_matmul(a, b, bias=None, residual=None, *, activation="", alpha=0.0, beta=0.0):
+    """MatMul(a, b) + bias + residual (each broadcast as ONNX Add), then ``activation``."""
     y = np.matmul(a, b)
-    if bias is not None:
-        if np.broadcast_shapes(y.shape, bias.shape) == y.shape:
-            y += bias
+    for term in (bias, residual):
+        if term is None:
+            continue
+        if np.broadcast_shapes(y.shape, term.shape) == y.shape:
+            y += term
         else:
-            y = y + bias
+            y = y + term
     return activate_in_place(y, activation, alpha, beta)
 
 

@@ -73,19 +73,24 @@ class _ConstantWeights:
     def accepts(self, a: np.ndarray) -> bool:
         return a.dtype == np.float32 and a.ndim >= 1 and a.shape[-1] == self.k
 
-    def product(self, a: np.ndarray, activation=None) -> np.ndarray:
-        """a (..., K) @ W + bias, then ``activation``, as float32 (..., N)."""
+    def product(self, a: np.ndarray, activation=None, residual: np.ndarray | None = None) -> np.ndarray:
+        """a (..., K) @ W + bias (+ residual, float32 (..., N)), then ``activation``, as
+        float32 (..., N)."""
         rows = a.reshape(-1, self.k)
+        if residual is not None:
+            residual = np.ascontiguousarray(residual).reshape(rows.shape[0], self.n)
         if rows.shape[0] >= _NATIVE_MIN_ROWS:
             if self._panels is None:
                 self._panels = native_conv.pack_panels(self.w)
-            y = native_conv.gemm_rows(rows, self._panels, self.n, bias=self.bias, activation=activation)
+            y = native_conv.gemm_rows(rows, self._panels, self.n, bias=self.bias, residual=residual,
+                                      activation=activation)
         else:
             if self._transposed is None:
                 self._transposed = native_conv.pack_gemm(np.ascontiguousarray(self.w.T))
             y_t = np.empty((self.n, rows.shape[0]), np.float32)
             native_conv.gemm_into(self._transposed, self.n, np.ascontiguousarray(rows.T), y_t,
-                                  bias=self.bias, activation=activation)
+                                  bias=self.bias, residual=None if residual is None else
+                                  np.ascontiguousarray(residual.T), activation=activation)
             y = np.ascontiguousarray(y_t.T)
         return y.reshape(*a.shape[:-1], self.n)
 
@@ -130,10 +135,13 @@ def prepare_fused_matmul(constants, *, activation="", alpha=0.0, beta=0.0, _inpu
         return None
     epilogue = (activation, alpha, beta)
 
-    def fused_matmul_prepared(a_, b_, bias_=None, **_):
-        if not weights.accepts(a_):
-            return fused_matmul(a_, b_, bias_, activation=activation, alpha=alpha, beta=beta)
-        return weights.product(a_, epilogue)
+    def fused_matmul_prepared(a_, b_, bias_=None, residual=None, **_):
+        shape = (*a_.shape[:-1], weights.n)
+        if not weights.accepts(a_) or (residual is not None and (
+                residual.shape != shape or residual.dtype != np.float32)):
+            return fused_matmul(a_, b_, bias_, residual, activation=activation, alpha=alpha,
+                                beta=beta)
+        return weights.product(a_, epilogue, residual)
 
     return fused_matmul_prepared
 
