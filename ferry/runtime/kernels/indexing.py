@@ -63,6 +63,11 @@ def gather(data, indices, *, axis):
     """Pick entries of ``data`` along ``axis`` at ``indices``; output rank is q + r - 1."""
     data = np.asarray(data)
     axis = normalize_axis(axis, data.ndim)
+    if np.ndim(indices) == 0 and np.asarray(indices).dtype.kind in "iu":  # e.g. shape[i]
+        index, size = int(indices), data.shape[axis]
+        if not -size <= index < size:
+            raise ValueError(f"Gather: index {index} is out of range for a dimension of size {size}")
+        return np.asarray(np.take(data, index % size, axis=axis))
     return np.take(data, _wrap_indices(indices, data.shape[axis], op="Gather"), axis=axis)
 
 
