@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ferry.runtime.kernels import native_rows
 from ferry.runtime.kernels._activation import activate_in_place, gelu_in_place
 from ferry.runtime.kernels._numeric import split
 from ferry.runtime.kernels.conv import conv
@@ -57,6 +58,8 @@ def gelu(x):
 def masked_softmax(x, mask, *, nan_to_zero=0):
     """Softmax(x + mask) along the last axis (ONNX Add then Softmax, opset 13); with
     ``nan_to_zero``, NaN results (rows masked entirely) become 0."""
+    if x.dtype == mask.dtype == np.float32 and (x.ndim or mask.ndim) and native_rows.available():
+        return native_rows.softmax_last_axis(x, mask, nan_to_zero=bool(nan_to_zero))
     shape = np.broadcast_shapes(x.shape, mask.shape)
     dtype = np.result_type(x, mask)
     if dtype.kind != "f" or not shape:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferry.ir.dtypes import DataType
+from ferry.runtime.kernels import native_rows
 from ferry.runtime.kernels._numeric import split
 from ferry.runtime.registry import kernel
 
@@ -102,6 +103,10 @@ def layer_norm(x, scale, b=None, *, axis, epsilon, stash_type):
     axes = _trailing_axes(x.ndim, axis)
     stash = _stash_dtype(stash_type, x.dtype)
     stats_shape = x.shape[: axes[0]] + (1,) * len(axes)
+    native = _native_layer_norm(x, scale, b, axes[0], epsilon, stash)
+    if native is not None:
+        y, mean, inv_std = native
+        return y.reshape(x.shape), mean.reshape(stats_shape), inv_std.reshape(stats_shape)
     # The normalized axes are trailing: view them as one contiguous row per statistic.
     count = int(np.prod(x.shape[axes[0]:], dtype=np.int64))
     rows = x.astype(stash, copy=False).reshape(int(np.prod(stats_shape, dtype=np.int64)), count)
@@ -117,6 +122,35 @@ def layer_norm(x, scale, b=None, *, axis, epsilon, stash_type):
     if b is not None:
         y += b
     return y, mean.reshape(stats_shape), inv_std.reshape(stats_shape)
+
+
+def _native_layer_norm(x, scale, b, axis: int, epsilon: float, stash: np.dtype):
+    """The compiled kernel's (y, mean, inv_std) as rows, for float32 x, statistics, scale and
+    bias that are each one row of the normalized shape; None where the numpy code runs."""
+    if not (native_rows.available() and x.dtype == stash == np.float32 and x.size):
+        return None
+    params = [_row_parameter(p, x.shape, axis) for p in (scale, b) if p is not None]
+    if any(p is None for p in params):
+        return None
+    rows = np.ascontiguousarray(x).reshape(-1, params[0].size)
+    return native_rows.layer_norm_rows(rows, params[0], params[1] if len(params) > 1 else None, epsilon)
+
+
+def _row_parameter(p: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray | None:
+    """float32 ``p`` as one contiguous row of the normalized shape ``shape[axis:]`` when it
+    broadcasts to it and is 1 on every axis before ``axis``; else None."""
+    if p.dtype != np.float32 or p.ndim > len(shape):
+        return None
+    padded = (1,) * (len(shape) - p.ndim) + p.shape
+    if any(n != 1 for n in padded[:axis]):
+        return None
+    if padded[axis:] == shape[axis:]:
+        return np.ascontiguousarray(p).reshape(-1)
+    try:
+        row = np.broadcast_to(p.reshape(padded[axis:]), shape[axis:])
+    except ValueError:
+        return None  # the numpy code reports it
+    return np.ascontiguousarray(row).reshape(-1)
 
 
 def _normalize_rows(rows: np.ndarray, epsilon: float, out: np.ndarray, mean: np.ndarray,

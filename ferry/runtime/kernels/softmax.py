@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ferry.ir.dtypes import DataType
+from ferry.runtime.kernels import native_rows
 from ferry.runtime.kernels._numeric import narrow, require_float, split, widen
 from ferry.runtime.registry import kernel
 
@@ -66,6 +67,8 @@ def _apply(op: str, x, axis: int, coerce_2d: bool, fn: Callable) -> np.ndarray:
 
 def _softmax(v: np.ndarray, axis: int, p: _Precision) -> np.ndarray:
     if not p.reduced:  # float32/float64: in place on one fresh buffer
+        if axis == v.ndim - 1 and v.dtype == np.float32 and native_rows.available():
+            return native_rows.softmax_last_axis(v)
         if axis == v.ndim - 1 and v.flags.c_contiguous:  # cache-sized blocks of rows
             rows = v.reshape(-1, v.shape[-1])
             out = np.empty_like(rows)
