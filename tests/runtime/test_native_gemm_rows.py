@@ -196,3 +196,36 @@ def test_products_the_compiled_gemm_does_not_cover_keep_the_numpy_kernel(monkeyp
     outputs, calls = _run_counting(model, {"a": a}, monkeypatch)
     assert calls == []
     np.testing.assert_allclose(outputs[True], a.astype(np.float64) @ w + full_bias, rtol=1e-5, atol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((1, 12, 128, 64), (1, 12, 64, 128)),  # attention scores, one matrix per head
+    ((3, 40, 30), (3, 30, 50)), ((5, 33, 70), (70, 26)), ((2, 3, 9, 300), (1, 1, 300, 17)),
+    ((1, 40, 30), (4, 30, 50)), ((4, 130, 6), (4, 6, 97)),
+])
+def test_matmul_of_computed_operands_matches_numpy(a_shape, b_shape):
+    a = RNG.standard_normal(a_shape).astype(np.float32)
+    b = RNG.standard_normal(b_shape).astype(np.float32)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    for threads in (1, 2, 3):
+        token = native_conv.threads.set(threads)
+        try:
+            got = native_conv.matmul(a, b)
+        finally:
+            native_conv.threads.reset(token)
+        assert got is not None and got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    transposed = native_conv.matmul(a, np.swapaxes(np.swapaxes(b, -1, -2).copy(), -1, -2))
+    np.testing.assert_allclose(transposed, want, rtol=1e-5, atol=1e-4)  # strided operands
+
+
+@needs_native
+@pytest.mark.parametrize("a, b", [
+    (np.ones((2, 3, 4), np.float32), np.ones((3, 4, 5), np.float32)),  # batches 2 vs 3
+    (np.ones((8, 8), np.float64), np.ones((8, 8), np.float64)),
+    (np.ones((4,), np.float32), np.ones((4, 4), np.float32)),
+    (np.ones((4, 4), np.float32), np.ones((4, 4), np.float32)),  # too small to pay
+])
+def test_matmul_leaves_other_cases_to_numpy(a, b):
+    assert native_conv.matmul(a, b) is None

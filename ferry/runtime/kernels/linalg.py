@@ -22,6 +22,10 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @kernel("MatMul", since=(1, 9, 13))
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Matrix product with numpy.matmul semantics (1-D promotion, batch broadcasting)."""
+    if native_conv.available():
+        y = native_conv.matmul(a, b)
+        if y is not None:
+            return y
     return narrow(_product(widen(a), widen(b)), a.dtype)
 
 

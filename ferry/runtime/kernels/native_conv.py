@@ -9,7 +9,8 @@ it), on its own thread pool, for float32 and one group:
 - ``gemm_into``: the GEMM W (M, K) @ X (K, N) of 1x1 and im2col convolutions, with W
   packed once by ``pack_gemm``, and ``im2col_into`` for 2-D windows;
 - ``gemm_rows``: rows (R, K) @ W (K, N) for MatMul and Gemm with constant weights, W packed
-  once by ``pack_panels``, bias per column, GELU among the epilogues;
+  once by ``pack_panels``, bias per column, GELU among the epilogues; ``matmul`` for two
+  computed operands (attention's batched products);
 - ``max_pool``: 2-D MaxPool (without its Indices output).
 
 Both apply the fused epilogue (bias, residual, Relu/LeakyRelu/Clip) on the output while it
@@ -36,7 +37,7 @@ except ImportError:  # not compiled here: the numpy algorithms run instead
     _native = None
 
 __all__ = ["NATIVE_POINTS", "available", "built", "enabled", "pack_f43", "conv_f43", "pack_gemm", "gemm_into",
-           "pack_panels", "gemm_rows", "im2col_into", "max_pool", "threads", "NATIVE_ACTIVATIONS"]
+           "pack_panels", "gemm_rows", "matmul", "im2col_into", "max_pool", "threads", "NATIVE_ACTIVATIONS"]
 
 NATIVE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)
 """Interpolation points of the C kernel's hard-coded input and output transforms."""
@@ -149,6 +150,43 @@ def gemm_rows(a: np.ndarray, panels: np.ndarray, n: int, *, bias: np.ndarray | N
         _native.gemm_rows(a, rows, k, panels, n, y, bias, residual, code or 0, float(alpha),
                           float(beta), _thread_count())
     return _late_activation(y, code, name, alpha, beta)
+
+
+_MATMUL_MIN_WORK = 1 << 16
+"""Multiply-adds below which numpy's own matmul is quicker than a call into the pool."""
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a @ b`` (numpy.matmul semantics) for float32 arrays of rank >= 2 on the compiled
+    GEMM, matrices of a batch spread over the threads; None where it does not apply (other
+    dtypes or ranks, batch shapes that broadcast other than by 1s, tiny products)."""
+    if a.dtype != np.float32 or b.dtype != np.float32 or a.ndim < 2 or b.ndim < 2:
+        return None
+    (m, k), (k_b, n) = a.shape[-2:], b.shape[-2:]
+    if k != k_b or not m * k * n:
+        return None
+    if b.ndim == 2:  # every row of a times one matrix: one product of all the rows
+        shape, batch, m, a_stride, b_stride = (*a.shape[:-1], n), 1, a.size // k, 0, 0
+    else:
+        batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+        batch_a = (1,) * (len(batch_b) - len(batch_a)) + batch_a
+        batch_b = (1,) * (len(batch_a) - len(batch_b)) + batch_b
+        if batch_a == batch_b:
+            a_stride, b_stride = m * k, k * n
+        elif all(d == 1 for d in batch_a):
+            a_stride, b_stride = 0, k * n
+        elif all(d == 1 for d in batch_b):
+            a_stride, b_stride = m * k, 0
+        else:
+            return None
+        shape = (*np.broadcast_shapes(batch_a, batch_b), m, n)
+        batch = int(np.prod(shape[:-2], dtype=np.int64))
+    if batch * m * k * n < _MATMUL_MIN_WORK:
+        return None
+    y = np.empty(shape, dtype=np.float32)
+    _native.gemm_batched(np.ascontiguousarray(a), a_stride, np.ascontiguousarray(b), b_stride,
+                         batch, m, k, n, y, _thread_count())
+    return y
 
 
 def im2col_into(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw,

@@ -3,12 +3,13 @@
  * constant weights (W = the activations' rows, packed per call; X = the weights, packed once
  * as panels, so rows of Y come out row-major as MatMul's).
  *
- * Work items are (64 output rows) x (96 columns) of Y. An item accumulates into a small
- * buffer C (64 x 96, cache-resident) over chunks of 256 of k: the chunk of X's columns is
- * copied into contiguous panels 24 (or, at the right edge, 8) columns wide (unless X came
- * pre-packed that way), then the
- * register tiles of native.h (4 x 24, 4 x 8) run over them for every group of 4 rows of W.
- * After the last chunk C is stored with + bias, + residual and the activation. A single
+ * Work items are (64 output rows) x (96 columns) of Y. An item goes over k in chunks of
+ * 256: the chunk of X's columns is copied into contiguous panels 24 columns wide (8 wide,
+ * or dot products for the last 1-4 columns, at the right edge), unless X came pre-packed
+ * that way, then the register tiles of native.h run over them for every group of 4 rows
+ * of W, earlier chunks accumulating in a small cache-resident buffer C (64 x 120).
+ * Tiles of the last chunk are stored with + bias, + residual and the activation straight
+ * from the registers where they cover 4 real rows and 24 columns, else from C. A single
  * column (a matrix-vector product) takes its own loop instead: 4 rows at a time over k. */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ enum { ROWS_PER_ITEM = 64, COLUMNS_PER_ITEM = 96, K_CHUNK = 256, NARROW = 8, FEW
 
 typedef struct {
     const PackedGemm *gemm;
-    int row_chunks, column_chunks;
+    int row_chunks, column_chunks, per_matrix; /* items per matrix: row x column chunks */
     float *xx;     /* n == 1: x[k] repeated 4 times per k */
     float *packed; /* W packed from the plain rows `a` */
 } Job;
@@ -140,31 +141,24 @@ static void chunk_panels(const PackedGemm *g, int k0, int kc, int col0, int coun
     }
 }
 
-/* The last k chunk of a whole item: 4 panels of 24, every tile finished from the registers
- * (its earlier chunks, if any, accumulated in c). */
-TARGET static void finish_whole_item(const PackedGemm *g, const Epilogue *e, int row0, int col0,
-                                     int kc, int k0, const Panels *panels, const float *c,
-                                     size_t ldc)
+/* The 4 x 24 tile at (row0 + r, col0 + column) of Y after the last k chunk: earlier chunks
+ * (k0 > 0) from c, this one from the registers, stored finished. */
+TARGET static void finish_tile(const PackedGemm *g, int row0, int r, int col0, int column,
+                               int kc, int k0, const float *u, const float *v, const float *c,
+                               size_t ldc)
 {
-    const size_t stride = panels->stride ? panels->stride : (size_t)kc * NR;
-    for (int r = 0; r < ROWS_PER_ITEM; r += MR) {
-        const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
-        const float *bias = e->bias ? e->bias + row0 + r : NULL;
-        for (int p = 0; p < COLUMNS_PER_ITEM / NR; ++p) {
-            __m256 acc[12];
-            load_4x24(c + (size_t)r * ldc + p * NR, ldc, k0 > 0, acc);
-            tile_4x24(kc, u, panels->first + p * stride, NR, acc);
-            size_t at = (size_t)(row0 + r) * g->ldy + col0 + p * NR;
-            finish_4x24(e, bias, e->column_bias ? e->column_bias + col0 + p * NR : NULL,
-                        e->residual ? e->residual + at : NULL, g->y + at, g->ldy, acc);
-        }
-    }
+    const Epilogue *e = &g->epilogue;
+    __m256 acc[12];
+    load_4x24(c + (size_t)r * ldc + column, ldc, k0 > 0, acc);
+    tile_4x24(kc, u, v, NR, acc);
+    const size_t at = (size_t)(row0 + r) * g->ldy + col0 + column;
+    finish_4x24(e, e->bias ? e->bias + row0 + r : NULL,
+                e->column_bias ? e->column_bias + col0 + column : NULL,
+                e->residual ? e->residual + at : NULL, g->y + at, g->ldy, acc);
 }
 
-TARGET static void run_item(void *ctx, int item, int slot)
+TARGET static void gemm_item(const Job *job, const PackedGemm *g, int item, int slot)
 {
-    const Job *job = ctx;
-    const PackedGemm *g = job->gemm;
     /* consecutive items share their rows of W (two threads on one column chunk were 40%
      * slower than on neighbouring ones) */
     const int row0 = (item / job->column_chunks) * ROWS_PER_ITEM;
@@ -176,56 +170,82 @@ TARGET static void run_item(void *ctx, int item, int slot)
     if (!buffer || !c)
         abort(); /* sized by packed_gemm before the parallel part: cannot fail here */
     const size_t ldc = COLUMNS_PER_ITEM + NR;
-    const Epilogue *e = &g->epilogue;
-    /* a whole item (every row real, every column inside Y) is finished from the registers */
-    const int whole = count == COLUMNS_PER_ITEM && row0 + ROWS_PER_ITEM <= g->m;
+    /* In the last k chunk, the tiles of full panels (24 columns inside Y) in groups of 4
+     * real rows are finished from the registers; every other tile goes through c. */
+    const int direct = count / NR * NR;
     Panels panels;
     for (int k0 = 0; k0 < g->k; k0 += K_CHUNK) {
         const int kc = g->k - k0 < K_CHUNK ? g->k - k0 : K_CHUNK;
+        const int last_chunk = k0 + kc == g->k;
         chunk_panels(g, k0, kc, col0, count, buffer, &panels);
-        if (whole && k0 + kc == g->k) {
-            finish_whole_item(g, e, row0, col0, kc, k0, &panels, c, ldc);
-            return;
-        }
         for (int r = 0; r < rows; r += MR) {
             const float *u = g->w + (size_t)(row0 + r) * g->k + (size_t)k0 * MR;
+            const int finish = last_chunk && row0 + r + MR <= g->m;
             const float *v = panels.first;
-            float *out = c + (size_t)r * ldc;
-            for (int p = 0; p < panels.count; ++p) {
+            for (int p = 0, column = 0; p < panels.count; ++p) {
                 const int width = panels.widths[p];
-                if (width == NR)
+                float *out = c + (size_t)r * ldc + column;
+                if (width == NR && finish && column + NR <= direct)
+                    finish_tile(g, row0, r, col0, column, kc, k0, u, v, c, ldc);
+                else if (width == NR)
                     gemm_4x24(kc, u, v, NR, out, ldc, k0 > 0);
                 else if (width == NARROW)
                     gemm_4x8(kc, u, v, out, ldc, k0 > 0);
                 else
                     gemm_4xfew(kc, u, v, width, out, ldc, k0 > 0);
                 v += panels.stride ? panels.stride : (size_t)kc * (width <= FEW ? width * MR : width);
-                out += width;
+                column += width;
             }
         }
     }
-    const int last = g->m - row0 < rows ? g->m - row0 : rows;
-    for (int r = 0; r < last; ++r) {
-        size_t at = (size_t)(row0 + r) * g->ldy + col0;
+    const Epilogue *e = &g->epilogue;
+    const int real = g->m - row0 < rows ? g->m - row0 : rows;
+    for (int r = 0; r < real; ++r) {
+        const int from = r < real / MR * MR ? direct : 0; /* columns not finished above */
+        if (from >= count)
+            continue;
+        size_t at = (size_t)(row0 + r) * g->ldy + col0 + from;
         store_row_finished(e, e->bias ? e->bias[row0 + r] : 0.0f,
-                           e->column_bias ? e->column_bias + col0 : NULL, c + (size_t)r * ldc,
-                           e->residual ? e->residual + at : NULL, g->y + at, count);
+                           e->column_bias ? e->column_bias + col0 + from : NULL,
+                           c + (size_t)r * ldc + from, e->residual ? e->residual + at : NULL,
+                           g->y + at, count - from);
     }
 }
 
 /* Packs rows 4 * group .. 4 * group + 3 of `a` (m x k, lda apart) as (k, 4) into w; rows
  * past m are zeros. 8 k at a time: four rows of 8 transposed in registers. */
-TARGET static void pack_rows_item(void *ctx, int group, int slot)
+/* Item `item` of the whole call: matrix item / per_matrix of the batch, seen through a
+ * copy of the problem whose pointers are moved to that matrix. */
+TARGET static void run_item(void *ctx, int item, int slot)
+{
+    const Job *job = ctx;
+    const int matrix = item / job->per_matrix;
+    if (matrix == 0) {
+        gemm_item(job, job->gemm, item, slot);
+        return;
+    }
+    PackedGemm view = *job->gemm;
+    view.w += (size_t)matrix * view.mp * view.k;
+    view.x += (size_t)matrix * view.x_stride;
+    view.y += (size_t)matrix * view.y_stride;
+    if (view.epilogue.residual)
+        view.epilogue.residual += (size_t)matrix * view.y_stride;
+    gemm_item(job, &view, item % job->per_matrix, slot);
+}
+
+TARGET static void pack_rows_item(void *ctx, int item, int slot)
 {
     (void)slot;
     const Job *job = ctx;
     const PackedGemm *g = job->gemm;
-    float *w = job->packed + (size_t)group * g->k * MR;
+    const int groups = g->mp / MR, matrix = item / groups, group = item % groups;
+    float *w = job->packed + (size_t)item * g->k * MR; /* matrices back to back */
+    const float *a = g->a + (size_t)matrix * g->a_stride;
     const float *row[MR];
     int real = 0;
     for (int q = 0; q < MR; ++q) {
         const int index = group * MR + q;
-        row[q] = index < g->m ? g->a + (size_t)index * g->lda : NULL;
+        row[q] = index < g->m ? a + (size_t)index * g->lda : NULL;
         real += row[q] != NULL;
     }
     int k = 0;
@@ -303,10 +323,12 @@ static const double SMALL_WORK = 1 << 21;
 int packed_gemm(const PackedGemm *gemm, int threads)
 {
     PackedGemm g = *gemm;
+    const int batch = g.batch > 1 ? g.batch : 1;
     Job job = {&g, (g.mp + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM,
-               (g.n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM, NULL, NULL};
-    int items = job.row_chunks * job.column_chunks;
-    if ((double)g.m * g.k * g.n < SMALL_WORK)
+               (g.n + COLUMNS_PER_ITEM - 1) / COLUMNS_PER_ITEM, 0, NULL, NULL};
+    job.per_matrix = job.row_chunks * job.column_chunks;
+    int items = job.per_matrix * batch;
+    if ((double)g.m * g.k * g.n * batch < SMALL_WORK)
         threads = 1;
     if (threads > items)
         threads = items;
@@ -321,14 +343,14 @@ int packed_gemm(const PackedGemm *gemm, int threads)
             !pool_scratch(slot, 1, (size_t)ROWS_PER_ITEM * (COLUMNS_PER_ITEM + NR)))
             status = -1;
     if (!status && !g.w) { /* plain rows: pack them first, 4 rows per item */
-        job.packed = pool_scratch(0, 3, (size_t)g.mp * g.k);
+        job.packed = pool_scratch(0, 3, (size_t)batch * g.mp * g.k);
         if (!job.packed)
             status = -1;
         else
-            pool_run(pack_rows_item, &job, g.mp / MR, threads);
+            pool_run(pack_rows_item, &job, batch * (g.mp / MR), threads);
         g.w = job.packed;
     }
-    if (!status && g.n == 1 && !g.xp) {
+    if (!status && g.n == 1 && !g.xp && batch == 1) {
         job.xx = pool_scratch(0, 2, (size_t)g.k * MR + 8);
         if (!job.xx) {
             status = -1;

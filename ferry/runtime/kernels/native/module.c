@@ -119,6 +119,45 @@ done:
     return result;
 }
 
+static PyObject *py_gemm_batched(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *a_obj, *x_obj, *y_obj;
+    PackedGemm g = {0};
+    Py_ssize_t a_stride, x_stride;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OnOniiiiOi", &a_obj, &a_stride, &x_obj, &x_stride, &g.batch, &g.m,
+                          &g.k, &g.n, &y_obj, &threads))
+        return NULL;
+    Buffer b[3];
+    memset(b, 0, sizeof(b));
+    PyObject *result = NULL;
+    const Py_ssize_t a_size = (Py_ssize_t)g.m * g.k, x_size = (Py_ssize_t)g.k * g.n;
+    if (g.batch < 1 || g.m < 1 || g.k < 1 || g.n < 1 || !(a_stride == 0 || a_stride >= a_size) ||
+        !(x_stride == 0 || x_stride >= x_size)) {
+        PyErr_SetString(PyExc_ValueError, "gemm_batched: inconsistent sizes");
+        goto done;
+    }
+    g.mp = (g.m + MR - 1) / MR * MR;
+    g.lda = (size_t)g.k;
+    g.ldx = g.ldy = (size_t)g.n;
+    g.a_stride = (size_t)a_stride;
+    g.x_stride = (size_t)x_stride;
+    g.y_stride = (size_t)g.m * g.n;
+    if (get_buffer(a_obj, &b[0], 0, "a") || floats_at_least(&b[0], a_stride * (g.batch - 1) + a_size, "a") ||
+        get_buffer(x_obj, &b[1], 0, "b") || floats_at_least(&b[1], x_stride * (g.batch - 1) + x_size, "b") ||
+        get_buffer(y_obj, &b[2], 1, "y") || floats_at_least(&b[2], (Py_ssize_t)g.batch * g.m * g.n, "y") ||
+        check_epilogue(&g.epilogue))
+        goto done;
+    g.a = b[0].view.buf;
+    g.x = b[1].view.buf;
+    g.y = b[2].view.buf;
+    RUN_WITHOUT_GIL(result, packed_gemm(&g, threads));
+done:
+    release(b, 3);
+    return result;
+}
+
 /* Parse (x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads)
  * and run kernel on it; out holds OH * OW floats per plane of x, times kh * kw with per_tap. */
 static PyObject *run_window(PyObject *args, const char *name, int (*kernel)(const Window2d *, int),
@@ -185,6 +224,10 @@ static PyMethodDef methods[] = {
     {"gemm_rows", py_gemm_rows, METH_VARARGS,
      "gemm_rows(a, R, K, panels, N, y, bias, residual, act, alpha, beta, threads): y (R, N) = "
      "a (R, K) @ W + bias[column], + residual, activation; W packed as panels (ceil(N/24), K, 24)."},
+    {"gemm_batched", py_gemm_batched, METH_VARARGS,
+     "gemm_batched(a, a_stride, b, b_stride, batch, M, K, N, y, threads): y[i] (M, N) = "
+     "a[i] (M, K) @ b[i] (K, N) for i < batch, matrix i of a (of b) a_stride (b_stride) floats "
+     "after matrix 0 (0: one matrix for all)."},
     {"im2col", py_im2col, METH_VARARGS,
      "im2col(x, C, H, W, kh, kw, sh, sw, dh, dw, pad_top, pad_left, OH, OW, row0, out, threads): "
      "the im2col matrix (C*kh*kw, OH*OW) of one float32 image's output rows row0.. into out."},

@@ -59,7 +59,9 @@ int winograd_f43(const WinogradConv *conv, int threads);
 /* Y (m, n) = W (m, k) @ X (k, n) + epilogue; rows of Y (and of the residual, shaped like
  * Y) are ldy floats apart; see gemm.c. W comes packed (mp / 4, k, 4), or as plain rows `a`
  * (m, k; lda floats apart) that the call packs itself. X comes as rows ldx floats apart, or
- * packed once as `xp`: panels of 24 columns (ceil(n / 24), k, 24), zeros past column n. */
+ * packed once as `xp`: panels of 24 columns (ceil(n / 24), k, 24), zeros past column n.
+ * With batch > 1 (plain rows `a` and X only): `batch` products, matrix i at a + i a_stride,
+ * x + i x_stride, y (and residual) + i y_stride. */
 typedef struct {
     const float *w;
     const float *a;
@@ -69,6 +71,8 @@ typedef struct {
     const float *xp;
     int n;
     size_t ldx, ldy;
+    int batch;
+    size_t a_stride, x_stride, y_stride;
     float *y;
     Epilogue epilogue;
 } PackedGemm;
