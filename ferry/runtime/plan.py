@@ -69,7 +69,10 @@ class GraphPlan:
                 ) from error
             if clock:
                 profiler.record(step.label, step.node.op_type, started, clock(), run_index)
-            _store(env, step, results)
+            if type(results) is np.ndarray and len(step.outputs) == 1 and step.outputs[0] is not None:
+                env[step.outputs[0]] = results  # the common case, without _store's checks
+            else:
+                _store(env, step, results)
             for name in step.frees:
                 env.pop(name, None)
         return [env[name] for name in self.outputs]

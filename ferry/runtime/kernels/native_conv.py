@@ -47,8 +47,8 @@ _ROWS = 4  # output channels per register tile of the C kernel's GEMM
 _PANEL = 24  # columns per panel of the C kernel's GEMM
 
 threads: ContextVar[int] = ContextVar("ferry_native_threads", default=0)
-"""Threads for native kernels; 0: the CPUs this process may run on. Sessions set it from
-``SessionOptions.intra_op_num_threads`` while they run."""
+"""Threads for native kernels; 0: the CPUs this process could run on when ferry was
+imported. Sessions set it from ``SessionOptions.intra_op_num_threads`` while they run."""
 enabled: ContextVar[bool] = ContextVar("ferry_native_enabled",
                                        default=os.environ.get("FERRY_NATIVE_KERNELS") != "0")
 """Whether kernels may use the extension (sessions set it from
@@ -209,8 +209,12 @@ def max_pool(x: np.ndarray, kernel, strides, dilations, pads_begin, out_hw) -> n
     return y
 
 
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+"""The CPUs this process may run on, as it started (asking costs microseconds per call)."""
+
+
 def _thread_count() -> int:
-    return threads.get() or len(os.sched_getaffinity(0))
+    return threads.get() or _CPUS
 
 
 def _late_activation(y: np.ndarray, code, name: str, alpha: float, beta: float) -> np.ndarray:
