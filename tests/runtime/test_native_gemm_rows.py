@@ -100,7 +100,7 @@ def _run_counting(model, feed, monkeypatch):
     from ferry.runtime import SessionOptions
 
     calls = []
-    for name in ("gemm_rows", "gemm_into"):
+    for name in ("gemm_rows", "gemm_into", "matmul"):
         real = getattr(native_conv, name)
         monkeypatch.setattr(native_conv, name,
                             lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
@@ -229,3 +229,30 @@ def test_matmul_of_computed_operands_matches_numpy(a_shape, b_shape):
 ])
 def test_matmul_leaves_other_cases_to_numpy(a, b):
     assert native_conv.matmul(a, b) is None
+
+
+@needs_native
+def test_attention_runs_its_products_and_softmax_compiled_and_agrees(monkeypatch):
+    """Opset-23 Attention (ferry's exporter emits it): the batched products go to the
+    compiled GEMM, the softmax to the compiled row kernel; a fully masked row gives zeros."""
+    from onnx import TensorProto, helper
+
+    from ferry.runtime.kernels import native_rows
+
+    node = helper.make_node("Attention", ["q", "k", "v", "mask"], ["y"], q_num_heads=4, kv_num_heads=4)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 40, 64]) for n in "qkv"]
+        + [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [40, 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 40, 64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)]).SerializeToString()
+    feeds = {n: RNG.standard_normal((1, 40, 64)).astype(np.float32) for n in "qkv"}
+    mask = np.where(RNG.random((40, 40)) < 0.3, -np.inf, 0).astype(np.float32)
+    mask[5] = -np.inf
+    feeds["mask"] = mask
+    softmaxes = []
+    real = native_rows.softmax_last_axis
+    monkeypatch.setattr(native_rows, "softmax_last_axis", lambda *a, **k: softmaxes.append(1) or real(*a, **k))
+    outputs, calls = _run_counting(model, feeds, monkeypatch)
+    assert calls == ["matmul", "matmul"] and softmaxes
+    np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+    assert (outputs[True][0, 5] == 0).all()
