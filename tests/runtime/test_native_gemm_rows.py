@@ -82,6 +82,10 @@ def test_gemm_rows_refuses_bad_buffers():
         _native.gemm_rows(a.astype(np.float64), 4, 3, panels, 5, y, None, None, *tail)
     with pytest.raises(ValueError, match="activation"):
         _native.gemm_rows(a, 4, 3, panels, 5, y, None, None, 7, 0.0, 0.0, 1)
+    x, u = np.ones((2, 5, 5), np.float32), native_conv.pack_f43(np.ones((4, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="GELU"):  # Winograd applies only Relu/LeakyRelu/Clip
+        _native.winograd_f43(x, 2, 5, 5, u, 4, 4, None, None, np.empty((4, 5, 5), np.float32),
+                             5, 5, 1, 1, 4, 0.0, 0.0, 1)
 
 
 def _model(nodes, inputs, output, rank, initializers):

@@ -112,7 +112,7 @@ def _constant_weights(b, bias=None) -> _ConstantWeights | None:
         if bias.size not in (1, b.shape[1]):
             return None
         bias = np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (b.shape[1],)))
-    return _ConstantWeights(np.ascontiguousarray(b), bias)
+    return _ConstantWeights(b, bias)  # a view (Gemm's transB): the packed forms are copies
 
 
 @preparer("MatMul", since=(1, 9, 13))

@@ -89,7 +89,7 @@ def conv_f43(x: np.ndarray, u: np.ndarray, m: int, pads_begin: tuple[int, int],
     n, c, h, w = x.shape
     oh, ow = out_hw
     name, alpha, beta = activation or ("", 0.0, 0.0)
-    code = NATIVE_ACTIVATIONS.get(name)
+    code = None if name == "Gelu" else NATIVE_ACTIVATIONS.get(name)  # GELU: GEMM epilogues only
     x = np.ascontiguousarray(x, dtype=np.float32)
     if bias is not None:
         bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)

@@ -33,6 +33,10 @@ static PyObject *py_winograd_f43(PyObject *self, PyObject *args)
         optional_floats(residual_obj, &b[4], out, "residual", &conv.epilogue.residual) ||
         check_epilogue(&conv.epilogue))
         goto done;
+    if (conv.epilogue.act == ACT_GELU) { /* not in Winograd's output transform */
+        PyErr_SetString(PyExc_ValueError, "winograd_f43: activation code 4 (GELU) is not supported");
+        goto done;
+    }
     conv.x = b[0].view.buf;
     conv.u = b[1].view.buf;
     conv.y = b[2].view.buf;
