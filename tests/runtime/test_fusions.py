@@ -143,6 +143,41 @@ def test_matmul_bias_residual_relu_becomes_one_step(residual_shape):
     _assert_same_outputs(model, feeds, atol=1e-5)
 
 
+@pytest.mark.parametrize("trans_b, c_shape, beta", [(1, (8,), 1.0), (0, (1, 8), 0.5), (1, None, 1.0),
+                                                    (0, (1,), 2.0), (1, (8,), 0.0)])
+@pytest.mark.parametrize("activation", ["Relu", "Clip"])
+def test_gemm_bias_activation_becomes_one_step(trans_b, c_shape, beta, activation):
+    """A classifier's Linear + Relu exported as Gemm: op(B) and beta * C become the
+    FusedMatMul's weights and bias."""
+    b = RNG.standard_normal((8, 6) if trans_b else (6, 8)).astype(np.float32)
+    inits = [("b", b)]
+    inputs = ["a", "b"]
+    if c_shape is not None:
+        inits.append(("c", RNG.standard_normal(c_shape).astype(np.float32)))
+        inputs.append("c")
+    act = (helper.make_node("Relu", ["g"], ["y"]) if activation == "Relu" else
+           helper.make_node("Clip", ["g", "lo", "hi"], ["y"]))
+    consts = [] if activation == "Relu" else [_const("lo", -0.5), _const("hi", 0.7)]
+    nodes = [*consts, helper.make_node("Gemm", inputs, ["g"], transB=trans_b, beta=beta), act]
+    model = _model(nodes, [("a", [5, 6])], ["y"], inits)
+    assert _fused_ops(model) == Counter({("FusedMatMul", activation): 1})
+    _assert_same_outputs(model, {"a": RNG.standard_normal((5, 6)).astype(np.float32)}, atol=1e-5)
+
+
+@pytest.mark.parametrize("attributes, c_shape", [({"transA": 1}, (8,)), ({"alpha": 2.0}, (8,)),
+                                                 ({}, (5, 8)), ({}, (2, 8))])
+def test_gemms_that_are_not_a_row_product_plus_bias_are_left_alone(attributes, c_shape):
+    a_shape = (6, 5) if attributes.get("transA") else (5, 6)
+    inits = [("b", RNG.standard_normal((6, 8)).astype(np.float32)),
+             ("c", RNG.standard_normal(c_shape).astype(np.float32))]
+    nodes = [helper.make_node("Gemm", ["a", "b", "c"], ["g"], **attributes),
+             helper.make_node("Relu", ["g"], ["y"])]
+    model = _model(nodes, [("a", list(a_shape))], ["y"], inits)
+    assert _fused_ops(model) == Counter()
+    if c_shape != (2, 8):  # (2, 8) does not broadcast to (5, 8): the model is invalid
+        _assert_same_outputs(model, {"a": RNG.standard_normal(a_shape).astype(np.float32)})
+
+
 def test_matmul_with_fed_weights_is_not_fused():
     nodes = [helper.make_node("MatMul", ["a", "w"], ["mm"]), helper.make_node("Relu", ["mm"], ["y"])]
     model = _model(nodes, [("a", [2, 16]), ("w", [16, 8])], ["y"])

@@ -127,7 +127,7 @@ def test_winograd_error_stays_near_float32_rounding_on_a_wide_layer():
 @needs_native
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (70, 301, 1), (3, 5, 23), (4, 7, 24), (5, 300, 25),
                                      (64, 64, 97), (65, 513, 49), (130, 9, 1000), (9, 40, 28),
-                                     (6, 600, 99), (8, 3, 196)])
+                                     (6, 600, 99), (8, 3, 196), (601, 300, 1)])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS), ids=str)
 def test_gemm_matches_numpy(m, k, n, activation):
     w = RNG.standard_normal((m, k)).astype(np.float32)

@@ -1,7 +1,9 @@
-"""MatMul with constant weights, then a bias Add, a residual Add and an activation: one
-``FusedMatMul``."""
+"""MatMul (or Gemm) with constant weights, then a bias Add, a residual Add and an
+activation: one ``FusedMatMul``."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from ferry.ir import Node
 from ferry.passes._context import Context
@@ -17,20 +19,28 @@ class FuseMatMulEpilogue(NodeRewritePass):
     """Rewrite ``act(Add(Add(MatMul(a, W), bias), r))`` (W a constant matrix, bias a
     constant, r a computed tensor such as a transformer's residual; each Add and the
     activation optional, not all absent; act: Relu, LeakyRelu, Clip, or a fused Gelu) as
-    ``FusedMatMul(a, W, bias, r)``."""
+    ``FusedMatMul(a, W, bias, r)``; likewise ``act(Add(Gemm(a, B, C), r))`` for a Gemm with
+    constant B and C (transA 0, alpha 1, C one row or a scalar), whose op(B) and beta * C
+    become the FusedMatMul's weights and bias."""
 
     name = "fuse-matmul-epilogue"
-    op_types = frozenset({"MatMul"})
+    op_types = frozenset({"MatMul", "Gemm"})
 
-    def rewrite(self, context: Context, matmul: Node) -> int:
-        weights = context.constant(matmul.inputs[1])
-        if weights is None or weights.ndim != 2 or weights.dtype.kind != "f":
-            return 0
-        chain = [matmul]
-        value = matmul.outputs[0]
+    def rewrite(self, context: Context, head: Node) -> int:
+        if head.op_type == "Gemm":
+            product = _gemm_product(context, head)
+            if product is None:
+                return 0
+            weights, bias_data = product
+        else:
+            weights, bias_data = context.constant(head.inputs[1]), None
+            if weights is None or weights.ndim != 2 or weights.dtype.kind != "f":
+                return 0
+        chain = [head]
+        value = head.outputs[0]
         bias = None
         add = sole_standard_reader(context, value, {"Add"})
-        if add is not None and len(add.inputs) == 2:
+        if head.op_type == "MatMul" and add is not None and len(add.inputs) == 2:
             other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
             data = context.constant(other)
             if data is not None and data.ndim <= 1 and data.dtype == weights.dtype:
@@ -47,7 +57,7 @@ class FuseMatMulEpilogue(NodeRewritePass):
                 value = add.outputs[0]
         activation = ("", 0.0, 0.0)
         reader = context.sole_reader(value)
-        if reader is not None and reader.graph is matmul.graph:
+        if reader is not None and reader.graph is head.graph:
             if reader.domain == INTERNAL_DOMAIN and reader.op_type == "Gelu":
                 activation = ("Gelu", 0.0, 0.0)
                 chain.append(reader)
@@ -58,6 +68,35 @@ class FuseMatMulEpilogue(NodeRewritePass):
                     chain.append(reader)
         if len(chain) == 1:
             return 0
-        _replace_chain(context, chain, [matmul.inputs[0], matmul.inputs[1], bias, residual],
-                       "FusedMatMul", {}, activation)
+        matrix = head.inputs[1]
+        if head.op_type == "Gemm":  # op(B) and beta * C as constants of their own
+            name = head.name or "gemm"
+            matrix = context.add_constant(head.graph, head, weights, f"{name}_weights")
+            if bias_data is not None:
+                bias = context.add_constant(head.graph, head, bias_data, f"{name}_bias")
+        _replace_chain(context, chain, [head.inputs[0], matrix, bias, residual], "FusedMatMul", {},
+                       activation)
         return 1
+
+
+def _gemm_product(context: Context, gemm: Node) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(op(B), beta * C as one row or None) of a Gemm that is ``A @ op(B) + beta * C`` with
+    constant float B and C broadcast as one row (opset 7 on), else None."""
+    if context.opset < 7 or gemm.attribute("transA", 0) or gemm.attribute("alpha", 1.0) != 1.0:
+        return None
+    b = context.constant(gemm.inputs[1])
+    if b is None or b.ndim != 2 or b.dtype.kind != "f":
+        return None
+    weights = np.ascontiguousarray(b.T if gemm.attribute("transB", 0) else b)
+    c_value = gemm.inputs[2] if len(gemm.inputs) > 2 else None
+    beta = gemm.attribute("beta", 1.0)
+    if c_value is None or beta == 0.0:
+        return weights, None
+    c = context.constant(c_value)
+    columns = weights.shape[1]
+    if c is None or c.dtype != b.dtype or c.ndim > 2 or c.size not in (1, columns):
+        return None
+    if c.ndim == 2 and c.shape[0] != 1:
+        return None
+    bias = np.broadcast_to(c.reshape(-1) * c.dtype.type(beta), (columns,))
+    return weights, np.ascontiguousarray(bias)
