@@ -363,10 +363,10 @@ static void pack_rows_item(void *ctx, int item, int slot) { (void)ctx, (void)ite
 #endif
 
 /* Products under this many multiply-adds run on the caller's thread alone: waking a
- * sleeping worker costs more than it saves. A matrix-vector product is bound by reading W
- * (once), which two threads do faster: its limit is lower (bench/'s MLP at batch 1 ran in
- * 0.175 ms back to back with one thread per product, 0.14 ms with two). */
-static const double SMALL_WORK = 1 << 21, SMALL_GEMV = 1 << 17;
+ * sleeping worker costs more than it saves. (Matrix-vector products included: two threads
+ * made bench/'s MLP faster back to back, 0.175 -> 0.14 ms, but 1.5-3x slower in the
+ * benchmark's interleaved samples, where the worker may be sleeping or preempted.) */
+static const double SMALL_WORK = 1 << 21;
 
 int packed_gemm(const PackedGemm *gemm, int threads)
 {
@@ -377,7 +377,7 @@ int packed_gemm(const PackedGemm *gemm, int threads)
                (g.k + K_CHUNK - 1) / K_CHUNK};
     job.per_matrix = job.row_chunks * job.column_chunks;
     int items = job.per_matrix * batch;
-    if ((double)g.m * g.k * g.n * batch < (g.n == 1 ? SMALL_GEMV : SMALL_WORK))
+    if ((double)g.m * g.k * g.n * batch < SMALL_WORK)
         threads = 1;
     if (threads > items)
         threads = items;
