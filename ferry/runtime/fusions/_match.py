@@ -7,7 +7,7 @@ import numpy as np
 from ferry.ir import Node, Value
 from ferry.passes._context import Context, is_standard
 
-__all__ = ["activation_of", "sole_standard_reader", "scalar_constant"]
+__all__ = ["activation_of", "other_input", "sole_standard_reader", "scalar_constant"]
 
 
 def sole_standard_reader(context: Context, value: Value, op_types: set[str]) -> Node | None:
@@ -17,6 +17,11 @@ def sole_standard_reader(context: Context, value: Value, op_types: set[str]) -> 
         return None
     producer = value.producer()
     return reader if producer is None or reader.graph is producer.graph else None
+
+
+def other_input(add: Node, value: Value) -> Value | None:
+    """The input of a two-input ``add`` that is not ``value``."""
+    return add.inputs[1] if add.inputs[0] is value else add.inputs[0]
 
 
 def scalar_constant(context: Context, value: Value | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ferry.ir import Attribute, AttributeType, Node, Value
 from ferry.passes._context import Context
 from ferry.passes.base import NodeRewritePass
-from ferry.runtime.fusions._match import activation_of, sole_standard_reader
+from ferry.runtime.fusions._match import activation_of, other_input, sole_standard_reader
 from ferry.runtime.kernels.fused import INTERNAL_DOMAIN
 
 __all__ = ["FuseConvEpilogue"]
@@ -27,7 +27,7 @@ class FuseConvEpilogue(NodeRewritePass):
         residual = None
         add = sole_standard_reader(context, value, {"Add"})
         if add is not None and len(add.inputs) == 2 and add.inputs[0] is not add.inputs[1]:
-            residual = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
+            residual = other_input(add, value)
             chain.append(add)
             value = add.outputs[0]
         activation = ("", 0.0, 0.0)

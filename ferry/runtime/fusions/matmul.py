@@ -8,9 +8,10 @@ import numpy as np
 from ferry.ir import Node
 from ferry.passes._context import Context
 from ferry.passes.base import NodeRewritePass
-from ferry.runtime.fusions._match import activation_of, sole_standard_reader
+from ferry.runtime.fusions._match import activation_of, other_input, sole_standard_reader
 from ferry.runtime.fusions.conv import _replace_chain
 from ferry.runtime.kernels.fused import INTERNAL_DOMAIN
+from ferry.runtime.kernels.linalg import gemm_bias_row
 
 __all__ = ["FuseMatMulEpilogue"]
 
@@ -41,7 +42,7 @@ class FuseMatMulEpilogue(NodeRewritePass):
         bias = None
         add = sole_standard_reader(context, value, {"Add"})
         if head.op_type == "MatMul" and add is not None and len(add.inputs) == 2:
-            other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
+            other = other_input(add, value)
             data = context.constant(other)
             if data is not None and data.ndim <= 1 and data.dtype == weights.dtype:
                 bias = other
@@ -50,7 +51,7 @@ class FuseMatMulEpilogue(NodeRewritePass):
         residual = None
         add = sole_standard_reader(context, value, {"Add"})
         if add is not None and len(add.inputs) == 2 and add.inputs[0] is not add.inputs[1]:
-            other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
+            other = other_input(add, value)
             if context.constant(other) is None:
                 residual = other
                 chain.append(add)
@@ -93,10 +94,7 @@ def _gemm_product(context: Context, gemm: Node) -> tuple[np.ndarray, np.ndarray 
     if c_value is None or beta == 0.0:
         return weights, None
     c = context.constant(c_value)
-    columns = weights.shape[1]
-    if c is None or c.dtype != b.dtype or c.ndim > 2 or c.size not in (1, columns):
+    if c is None or c.dtype != b.dtype:
         return None
-    if c.ndim == 2 and c.shape[0] != 1:
-        return None
-    bias = np.broadcast_to(c.reshape(-1) * c.dtype.type(beta), (columns,))
-    return weights, np.ascontiguousarray(bias)
+    bias = gemm_bias_row(c, beta, weights.shape[1])
+    return None if bias is None else (weights, bias)

@@ -11,7 +11,8 @@ import numpy as np
 
 from ferry.ir.dtypes import from_numpy_dtype
 from ferry.ir.minifloat import from_float32, to_float32
-from ferry.runtime.kernels import native_conv, native_rows
+from ferry.runtime.kernels import native_rows
+from ferry.runtime.kernels.linalg import matmul  # the compiled GEMM where it applies
 from ferry.runtime.registry import kernel
 
 
@@ -94,12 +95,6 @@ def _mask_bias(attn_mask, total: int, dtype) -> np.ndarray | None:
     return bias
 
 
-def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, on the compiled GEMM where it applies (float32, batched over heads)."""
-    y = native_conv.matmul(a, b) if native_conv.available() else None
-    return a @ b if y is None else y
-
-
 def _safe_softmax(scores: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, in place on ``scores`` (a fresh array); rows with no finite
     score give zeros instead of NaN."""
@@ -152,7 +147,7 @@ def attention(
     k, v = np.repeat(k, heads // k.shape[1], axis=1), np.repeat(v, heads // v.shape[1], axis=1)
     total = k.shape[2]
     factor = scale if scale is not None else 1 / math.sqrt(head_size)
-    qk = _product(q, np.swapaxes(k, -1, -2))
+    qk = matmul(q, np.swapaxes(k, -1, -2))
     qk *= q.dtype.type(factor)
     capped = softcap * np.tanh(qk / softcap) if softcap else qk
     mode = (qk_matmul_output_mode or 0) if want_debug else -1
@@ -173,7 +168,7 @@ def attention(
     softmax_type = _SOFTMAX_TYPES.get(softmax_precision, q.dtype) if softmax_precision else q.dtype
     scores = biased.astype(softmax_type, copy=mode == 2)  # softmax runs in place on scores
     probs = _safe_softmax(scores).astype(q.dtype, copy=False)
-    y = _product(probs, v)
+    y = matmul(probs, v)
     if three_d:
         y = y.transpose(0, 2, 1, 3).reshape(batch, sq, -1)
     debug = [qk, capped, biased, probs][mode] if want_debug else None

@@ -150,19 +150,32 @@ def prepare_fused_matmul(constants, *, activation="", alpha=0.0, beta=0.0, _inpu
     return fused_matmul_prepared
 
 
+def gemm_bias_row(c, beta: float, columns: int) -> np.ndarray | None:
+    """Gemm's beta * C as one float row of ``columns`` values, when the constant C is a
+    scalar or one row (C of shape (N,), (1, N), (1,) or (1, 1)); None for any other C."""
+    if not isinstance(c, np.ndarray) or c.dtype.kind != "f" or c.ndim > 2 or c.size not in (1, columns):
+        return None
+    if c.ndim == 2 and c.shape[0] != 1:
+        return None
+    return np.ascontiguousarray(np.broadcast_to(c.reshape(-1) * c.dtype.type(beta), (columns,)))
+
+
 @preparer("Gemm", since=(7, 9, 11, 13))
 def prepare_gemm(constants, *, alpha, beta, transA, transB, broadcast=None, _input_shapes=()):
     """Constant float32 B (and constant bias C of one row, or none): op(B) packed once for
     the compiled GEMM; other calls take the plain kernel."""
     a, b, c = [*constants, None, None, None][:3]
-    if transA or alpha != 1.0 or a is not RUN_TIME or c is RUN_TIME or not isinstance(b, np.ndarray):
+    if transA or alpha != 1.0 or a is not RUN_TIME or c is RUN_TIME:
         return None
+    if not isinstance(b, np.ndarray) or b.ndim != 2:
+        return None
+    matrix = b.T if transB else b
     bias = None
     if c is not None and beta != 0.0:
-        if not isinstance(c, np.ndarray) or c.shape[-1:] != (c.size,):
+        bias = gemm_bias_row(c, beta, matrix.shape[1])
+        if bias is None:
             return None
-        bias = (c * np.float32(beta)).reshape(-1) if c.dtype == np.float32 else c
-    weights = _constant_weights(b.T if transB else b, bias)
+    weights = _constant_weights(matrix, bias)
     if weights is None:
         return None
 

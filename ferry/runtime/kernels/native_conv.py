@@ -13,8 +13,8 @@ it), on its own thread pool, for float32 and one group:
   computed operands (attention's batched products);
 - ``max_pool``: 2-D MaxPool (without its Indices output).
 
-Both apply the fused epilogue (bias, residual, Relu/LeakyRelu/Clip) on the output while it
-is in cache. Running convolutions on ferry's own threads instead of OpenBLAS's also keeps
+The kernels apply the fused epilogue (bias, residual, Relu/LeakyRelu/Clip; GELU in the
+GEMMs) on the output while it is in cache. Running convolutions on ferry's own threads instead of OpenBLAS's also keeps
 BLAS worker threads, which spin for ~100 ms after each call, off the other core.
 
 Winograd changes the order of the arithmetic, not its result: outputs differ from a direct
